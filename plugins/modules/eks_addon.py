@@ -1,0 +1,704 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: selfmanaged.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+DOCUMENTATION = r"""
+---
+module: eks_addon
+short_description: Manage an Amazon EKS add-on (VPC CNI, CoreDNS, kube-proxy, CSI drivers, ...)
+version_added: 1.0.0
+description:
+  - Creates, updates and deletes an EKS add-on through the EKS add-on API.
+  - Resolves O(version) keywords and partial versions against the versions compatible with the
+    cluster's Kubernetes version, and upgrades one minor version at a time.
+  - Validates O(configuration_values) locally against the add-on version's JSON schema
+    (DescribeAddonConfiguration) before anything changes, and compares configurations
+    semantically, so key order and JSON vs YAML never cause a change.
+  - CoreDNS, the CSI controllers and the snapshot controller cannot run before the cluster has a
+    node; when such an add-on is C(DEGRADED) and the cluster has no Ready node, the module does
+    not fail; it warns and returns RV(degraded_without_nodes=true).
+author:
+  - selfmanaged.eks contributors
+options:
+  cluster_name:
+    description:
+      - Name of the EKS cluster.
+    type: str
+    required: true
+  name:
+    description:
+      - Name of the add-on, for example C(vpc-cni), C(coredns), C(kube-proxy),
+        C(eks-pod-identity-agent), C(aws-ebs-csi-driver).
+    type: str
+    required: true
+    aliases: [addon_name]
+  state:
+    description:
+      - Whether the add-on should be installed.
+    type: str
+    choices: [present, absent]
+    default: present
+  version:
+    description:
+      - C(default) is the version EKS marks as default for the cluster's Kubernetes version.
+      - C(latest) is the highest version compatible with the cluster.
+      - An exact version such as C(v1.19.2-eksbuild.1) (the leading C(v) is optional).
+      - A partial version such as C(v1.19) or C(v1.19.2) means the highest compatible version that
+        starts with it.
+      - An unknown or incompatible version fails with the list of compatible versions.
+      - With C(default) or C(latest), an add-on already newer than the resolved version is left
+        alone (EKS cannot downgrade add-ons); an explicit lower version fails.
+    type: str
+    default: default
+  configuration_values:
+    description:
+      - Configuration of the add-on, as a dict or as a JSON or YAML string.
+      - Validated against the schema of the target version before any change; the error names the
+        path in the configuration and in the schema.
+      - Omit to leave the configuration as it is; set to V({}) to remove it.
+    type: raw
+  resolve_conflicts_on_create:
+    description:
+      - How to handle fields of existing Kubernetes objects that differ from the add-on's when creating it.
+      - C(PRESERVE) is only valid on update and is refused.
+      - When omitted EKS uses C(NONE).
+    type: str
+  resolve_conflicts_on_update:
+    description:
+      - How to handle fields changed on the cluster when updating the add-on.
+      - When omitted EKS uses C(NONE).
+    type: str
+    choices: [NONE, OVERWRITE, PRESERVE]
+  service_account_role_arn:
+    description:
+      - ARN of the IAM role (IRSA) for the add-on's service account.
+      - Omit to leave it as it is.
+    type: str
+  pod_identity_associations:
+    description:
+      - EKS Pod Identity associations of the add-on (needs the C(eks-pod-identity-agent) add-on).
+      - Omit to leave them as they are; V([]) removes them.
+    type: list
+    elements: dict
+    suboptions:
+      service_account:
+        description: Service account name in the add-on's namespace.
+        type: str
+        required: true
+      role_arn:
+        description: ARN of the IAM role the service account gets.
+        type: str
+        required: true
+  preserve:
+    description:
+      - With O(state=absent), leave the add-on's software running on the cluster, unmanaged.
+    type: bool
+    default: false
+  allow_multi_minor_upgrade:
+    description:
+      - Upgrade straight to the target version even when it is more than one minor version ahead.
+      - By default the module steps through the highest compatible version of each minor in
+        between, waiting for each step to settle.
+    type: bool
+    default: false
+extends_documentation_fragment:
+  - selfmanaged.eks.wait
+  - amazon.aws.common.modules
+  - amazon.aws.region.modules
+  - amazon.aws.tags
+  - amazon.aws.boto3
+notes:
+  - Intermediate steps of a multi-minor upgrade are always waited for, even with O(wait=false).
+  - Checking for Ready nodes uses the cluster's Kubernetes API with an EKS token signed from the
+    task's AWS credentials; when that fails the module trusts the add-on's health issues and says so.
+"""
+
+EXAMPLES = r"""
+- name: VPC CNI at the EKS default version, with its own IRSA role and prefix delegation
+  selfmanaged.eks.eks_addon:
+    cluster_name: prod
+    name: vpc-cni
+    service_account_role_arn: arn:aws:iam::123456789012:role/prod-vpc-cni
+    configuration_values:
+      env:
+        ENABLE_PREFIX_DELEGATION: "true"
+    resolve_conflicts_on_create: OVERWRITE
+
+- name: CoreDNS, newest compatible 1.11 patch, before any node exists
+  selfmanaged.eks.eks_addon:
+    cluster_name: prod
+    name: coredns
+    version: v1.11
+  register: coredns
+
+- name: Say when CoreDNS waits for nodes
+  ansible.builtin.debug:
+    msg: CoreDNS becomes ACTIVE once nodes join
+  when: coredns.degraded_without_nodes
+
+- name: EBS CSI driver with Pod Identity
+  selfmanaged.eks.eks_addon:
+    cluster_name: prod
+    name: aws-ebs-csi-driver
+    version: latest
+    pod_identity_associations:
+      - service_account: ebs-csi-controller-sa
+        role_arn: arn:aws:iam::123456789012:role/prod-ebs-csi
+
+- name: Remove the add-on but keep its software running
+  selfmanaged.eks.eks_addon:
+    cluster_name: prod
+    name: kube-proxy
+    state: absent
+    preserve: true
+"""
+
+RETURN = r"""
+addon:
+  description: The add-on as DescribeAddon returns it, in snake_case (tags keep their keys). Empty when absent.
+  returned: always
+  type: dict
+  contains:
+    addon_name:
+      description: Name of the add-on.
+      type: str
+      sample: coredns
+    addon_version:
+      description: Installed version.
+      type: str
+      sample: v1.11.4-eksbuild.2
+    status:
+      description: C(CREATING), C(ACTIVE), C(DEGRADED), C(UPDATING), C(CREATE_FAILED), ...
+      type: str
+      sample: ACTIVE
+    health:
+      description: Health issues (C(issues) list of C(code), C(message), C(resource_ids)).
+      type: dict
+    configuration_values:
+      description: The configuration string EKS stores.
+      type: str
+    service_account_role_arn:
+      description: IRSA role of the add-on's service account.
+      type: str
+    addon_arn:
+      description: ARN of the add-on.
+      type: str
+    tags:
+      description: Tags of the add-on.
+      type: dict
+resolved_version:
+  description: The concrete version O(version) resolved to (the installed one when left alone).
+  returned: when O(state=present)
+  type: str
+  sample: v1.19.2-eksbuild.1
+upgrade_path:
+  description: The versions the add-on was (or, in check mode, would be) updated through, target last.
+  returned: when O(state=present)
+  type: list
+  elements: str
+  sample: [v1.18.5-eksbuild.1, v1.19.2-eksbuild.1]
+degraded_without_nodes:
+  description:
+    - True when the add-on is C(DEGRADED) only because the cluster has no Ready node yet.
+      It becomes C(ACTIVE) once nodes join.
+  returned: when O(state=present)
+  type: bool
+diff:
+  description: Before and after (version, configuration, roles, tags) with O(ignore:--diff).
+  returned: with --diff
+  type: dict
+"""
+
+import re
+import uuid
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing library
+
+from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import (
+    AddonConfigurationError,
+    parse_configuration,
+    render_configuration,
+    schema_errors,
+)
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import (
+    AddonVersionError,
+    compatible_versions,
+    is_downgrade,
+    is_keyword,
+    resolve_version,
+    upgrade_path,
+)
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
+    WaitFailed,
+    WaitTimeout,
+    aws_client,
+    describe_cluster,
+    error_code,
+    wait_until,
+)
+
+# Add-ons whose pods need a node: DEGRADED is expected while the cluster has none.
+NODE_DEPENDENT_ADDONS = frozenset(
+    [
+        "coredns",
+        "aws-ebs-csi-driver",
+        "aws-efs-csi-driver",
+        "snapshot-controller",
+        "aws-mountpoint-s3-csi-driver",
+        "aws-guardduty-agent",
+        "amazon-cloudwatch-observability",
+        "adot",
+        "metrics-server",
+    ]
+)
+FAILED_STATES = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+
+
+def validate_static_params(module):
+    """Every check that needs no AWS call: fail before anything happens."""
+    params = module.params
+    create = params["resolve_conflicts_on_create"]
+    if create is not None:
+        if create.upper() == "PRESERVE":
+            module.fail_json(
+                msg="resolve_conflicts_on_create PRESERVE is not allowed: EKS accepts PRESERVE only when updating an add-on; "
+                "use NONE or OVERWRITE on create and put PRESERVE in resolve_conflicts_on_update"
+            )
+        if create.upper() not in ("NONE", "OVERWRITE"):
+            module.fail_json(msg="resolve_conflicts_on_create {0!r} is not valid; use NONE or OVERWRITE".format(create))
+        params["resolve_conflicts_on_create"] = create.upper()
+    arns = []
+    if params["service_account_role_arn"]:
+        arns.append(("service_account_role_arn", params["service_account_role_arn"]))
+    for index, association in enumerate(params["pod_identity_associations"] or []):
+        arns.append(("pod_identity_associations[{0}].role_arn".format(index), association["role_arn"]))
+    for option, arn in arns:
+        if not ROLE_ARN_RE.match(arn):
+            module.fail_json(
+                msg="{0} {1!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>".format(option, arn)
+            )
+    if params["configuration_values"] is not None:
+        try:
+            params["configuration_values"] = parse_configuration(params["configuration_values"])
+        except AddonConfigurationError as exc:
+            module.fail_json(msg=str(exc))
+
+
+def describe_addon(eks, cluster_name, name):
+    try:
+        return eks.describe_addon(clusterName=cluster_name, addonName=name, aws_retry=True)["addon"]
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def addon_version_entries(eks, **params):
+    entries = []
+    token = None
+    while True:
+        if token:
+            params["nextToken"] = token
+        response = eks.describe_addon_versions(aws_retry=True, **params)
+        entries.extend(response.get("addons", []))
+        token = response.get("nextToken")
+        if not token:
+            return entries
+
+
+def unknown_addon_message(eks, name, cluster_version):
+    """Why no version was found: an unknown name (with the known ones) or none for this cluster version."""
+    if addon_version_entries(eks, addonName=name):
+        return "add-on {0!r} has no version compatible with Kubernetes {1}".format(name, cluster_version)
+    known = sorted(set(entry["addonName"] for entry in addon_version_entries(eks, kubernetesVersion=cluster_version)))
+    return "unknown add-on name {0!r}; add-ons available for Kubernetes {1}: {2}".format(name, cluster_version, ", ".join(known) or "none")
+
+
+def association_id(arn):
+    return arn.rsplit("/", 1)[-1]
+
+
+def current_associations(eks, cluster_name, addon):
+    """[{service_account, role_arn}] of the add-on's Pod Identity associations, sorted."""
+    found = []
+    for arn in addon.get("podIdentityAssociations") or []:
+        association = eks.describe_pod_identity_association(clusterName=cluster_name, associationId=association_id(arn), aws_retry=True)["association"]
+        found.append({"service_account": association["serviceAccount"], "role_arn": association["roleArn"]})
+    return sorted(found, key=lambda a: (a["service_account"], a["role_arn"]))
+
+
+def wanted_associations(params):
+    if params["pod_identity_associations"] is None:
+        return None
+    return sorted(
+        ({"service_account": a["service_account"], "role_arn": a["role_arn"]} for a in params["pod_identity_associations"]),
+        key=lambda a: (a["service_account"], a["role_arn"]),
+    )
+
+
+def api_associations(associations):
+    return [{"serviceAccount": a["service_account"], "roleArn": a["role_arn"]} for a in associations]
+
+
+def health_text(addon):
+    issues = ((addon or {}).get("health") or {}).get("issues") or []
+    if not issues:
+        return "no health issues reported"
+    return "; ".join(
+        "{0}: {1}{2}".format(i.get("code"), i.get("message"), " ({0})".format(", ".join(i["resourceIds"])) if i.get("resourceIds") else "")
+        for i in issues
+    )
+
+
+def describe_state(addon):
+    if addon is None:
+        return "not found"
+    return "{0} at {1} ({2})".format(addon.get("status"), addon.get("addonVersion"), health_text(addon))
+
+
+class NodeCounter:
+    """Counts Ready, schedulable nodes through the Kubernetes API (None when it cannot be reached)."""
+
+    def __init__(self, module, cluster):
+        self.module = module
+        self.cluster = cluster
+        self.error = None
+        self._api = None
+
+    def ready_nodes(self):
+        try:
+            if self._api is None:
+                from kubernetes.client import CoreV1Api
+
+                from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import cluster_not_ready_message, kube_api_client
+
+                problem = cluster_not_ready_message(self.module.params["cluster_name"], self.cluster)
+                if problem:
+                    raise RuntimeError(problem)
+                self._api = CoreV1Api(kube_api_client(self.module, self.cluster))
+            nodes = self._api.list_node().items
+        except Exception as exc:  # pylint: disable=broad-except
+            self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            return None
+        ready = 0
+        for node in nodes:
+            if node.spec and node.spec.unschedulable:
+                continue
+            conditions = (node.status.conditions if node.status else None) or []
+            if any(c.type == "Ready" and c.status == "True" for c in conditions):
+                ready += 1
+        return ready
+
+
+class AddonManager:
+    def __init__(self, module):
+        self.module = module
+        self.params = module.params
+        self.eks = aws_client(module, "eks")
+        self.cluster_name = self.params["cluster_name"]
+        self.name = self.params["name"]
+        self.cluster = None
+        self.degraded_without_nodes = False
+        self.nodes = None
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def waits_for_nodes(self, addon):
+        """True when `addon` is DEGRADED only because the cluster has no Ready node."""
+        if addon is None or addon.get("status") != "DEGRADED" or self.name not in NODE_DEPENDENT_ADDONS:
+            return False
+        if self.nodes is None:
+            self.nodes = NodeCounter(self.module, self.cluster)
+        count = self.nodes.ready_nodes()
+        if count is None:
+            # Without the Kubernetes API, trust the health issues: a replica shortfall means no node runs the pods.
+            return True
+        return count == 0
+
+    def wait_settled(self, timeout):
+        def fetch():
+            return describe_addon(self.eks, self.cluster_name, self.name)
+
+        def is_done(addon):
+            if addon is None:
+                return False
+            if addon.get("status") == "ACTIVE":
+                return True
+            return self.waits_for_nodes(addon)
+
+        def is_failed(addon):
+            if addon is None:
+                return "the add-on disappeared"
+            if addon.get("status") in FAILED_STATES:
+                return "status {0}, health issues: {1}".format(addon["status"], health_text(addon))
+            return None
+
+        try:
+            addon = wait_until(
+                fetch, is_done, describe_state, timeout, "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name), is_failed
+            )
+        except (WaitTimeout, WaitFailed) as exc:
+            self.module.fail_json(msg=str(exc), addon=camel_dict_to_snake_dict(fetch() or {}, ignore_list=["tags"]))
+        self.note_degraded(addon)
+        return addon
+
+    def note_degraded(self, addon):
+        if addon and addon.get("status") == "DEGRADED" and self.waits_for_nodes(addon):
+            self.degraded_without_nodes = True
+            how = ""
+            if self.nodes is not None and self.nodes.error:
+                how = " (the Kubernetes API could not be asked for nodes: {0}; going by the health issues)".format(self.nodes.error)
+            self.module.warn(
+                "add-on {0} is DEGRADED because cluster {1} has no Ready node yet{2}; it becomes ACTIVE once nodes join. Health: {3}".format(
+                    self.name, self.cluster_name, how, health_text(addon)
+                )
+            )
+        else:
+            self.degraded_without_nodes = False
+
+    def wait_gone(self, timeout):
+        def fetch():
+            return describe_addon(self.eks, self.cluster_name, self.name)
+
+        def is_failed(addon):
+            if addon and addon.get("status") == "DELETE_FAILED":
+                return "status DELETE_FAILED, health issues: {0}".format(health_text(addon))
+            return None
+
+        try:
+            wait_until(fetch, lambda a: a is None, describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
+        except (WaitTimeout, WaitFailed) as exc:
+            self.module.fail_json(msg=str(exc))
+
+    # -- desired state ---------------------------------------------------------------------
+
+    def target_version(self, current):
+        cluster_version = self.cluster.get("version")
+        entries = addon_version_entries(self.eks, addonName=self.name, kubernetesVersion=cluster_version)
+        versions = compatible_versions([e for e in entries if e.get("addonName") == self.name], cluster_version)
+        if not versions:
+            self.module.fail_json(msg=unknown_addon_message(self.eks, self.name, cluster_version))
+        requested = self.params["version"]
+        try:
+            target = resolve_version(requested, versions, addon_name=self.name, cluster_version=cluster_version)
+        except AddonVersionError as exc:
+            self.module.fail_json(msg=str(exc), compatible_versions=versions)
+        installed = (current or {}).get("addonVersion")
+        if installed and is_downgrade(installed, target):
+            if is_keyword(requested):
+                # A newer add-on than the default is someone's deliberate upgrade; never undo it.
+                return installed, versions
+            self.module.fail_json(
+                msg="add-on {0} is at {1}; version {2!r} resolves to {3}, which is lower. EKS cannot downgrade add-ons: "
+                "set version to {1} or later, or delete the add-on and create it again".format(self.name, installed, requested, target)
+            )
+        return target, versions
+
+    def check_configuration(self, version):
+        """Fail unless the configuration matches the schema of `version`; nothing has been written yet."""
+        config = self.params["configuration_values"]
+        if not config:
+            return
+        schema = self.eks.describe_addon_configuration(addonName=self.name, addonVersion=version, aws_retry=True).get("configurationSchema")
+        try:
+            errors = schema_errors(config, schema)
+        except AddonConfigurationError as exc:
+            self.module.fail_json(msg=str(exc))
+        if errors:
+            self.module.fail_json(
+                msg="configuration_values does not match the configuration schema of {0} {1}: {2}. "
+                "Nothing was changed; fix the configuration (DescribeAddonConfiguration shows the schema)".format(self.name, version, "; ".join(errors)),
+                schema_errors=errors,
+            )
+
+    def view(self, version, configuration, role_arn, associations, tags):
+        return {
+            "addon_version": version,
+            "configuration_values": parse_configuration(configuration),
+            "service_account_role_arn": role_arn or None,
+            "pod_identity_associations": associations,
+            "tags": tags or {},
+        }
+
+    # -- present ---------------------------------------------------------------------------
+
+    def ensure_present(self):
+        params = self.params
+        current = describe_addon(self.eks, self.cluster_name, self.name)
+        target, versions = self.target_version(current)
+        self.check_configuration(target)
+        wanted_assoc = wanted_associations(params)
+        if current is None:
+            return self.create(target, wanted_assoc)
+        return self.update(current, target, versions, wanted_assoc)
+
+    def create(self, target, wanted_assoc):
+        params = self.params
+        config = params["configuration_values"]
+        after = self.view(target, config, params["service_account_role_arn"], wanted_assoc or [], params["tags"])
+        result = dict(changed=True, resolved_version=target, upgrade_path=[], addon={}, degraded_without_nodes=False)
+        result["diff"] = dict(before={}, after=after)
+        if self.module.check_mode:
+            return result
+        request = dict(clusterName=self.cluster_name, addonName=self.name, addonVersion=target, clientRequestToken=str(uuid.uuid4()))
+        if config:
+            request["configurationValues"] = render_configuration(config)
+        if params["service_account_role_arn"]:
+            request["serviceAccountRoleArn"] = params["service_account_role_arn"]
+        if params["resolve_conflicts_on_create"]:
+            request["resolveConflicts"] = params["resolve_conflicts_on_create"]
+        if params["tags"]:
+            request["tags"] = params["tags"]
+        if wanted_assoc:
+            request["podIdentityAssociations"] = api_associations(wanted_assoc)
+        addon = self.eks.create_addon(aws_retry=True, **request)["addon"]
+        if params["wait"]:
+            addon = self.wait_settled(params["wait_timeout"])
+        result["addon"] = camel_dict_to_snake_dict(addon, ignore_list=["tags"])
+        result["degraded_without_nodes"] = self.degraded_without_nodes
+        return result
+
+    def update(self, current, target, versions, wanted_assoc):
+        params = self.params
+        installed = current.get("addonVersion")
+        config = params["configuration_values"]
+        have_assoc = current_associations(self.eks, self.cluster_name, current) if wanted_assoc is not None else None
+
+        config_changed = config is not None and parse_configuration(current.get("configurationValues")) != config
+        role_changed = params["service_account_role_arn"] is not None and params["service_account_role_arn"] != (current.get("serviceAccountRoleArn") or "")
+        assoc_changed = wanted_assoc is not None and wanted_assoc != have_assoc
+        path = upgrade_path(installed, target, versions, params["allow_multi_minor_upgrade"])
+        tags_to_set, tags_to_remove = {}, []
+        if params["tags"] is not None:
+            tags_to_set, tags_to_remove = compare_aws_tags(current.get("tags") or {}, params["tags"], params["purge_tags"])
+        new_tags = dict(current.get("tags") or {})
+        for key in tags_to_remove:
+            new_tags.pop(key, None)
+        new_tags.update(tags_to_set)
+
+        before = self.view(installed, current.get("configurationValues"), current.get("serviceAccountRoleArn"), have_assoc, current.get("tags"))
+        after = self.view(
+            target,
+            config if config is not None else current.get("configurationValues"),
+            params["service_account_role_arn"] if params["service_account_role_arn"] is not None else current.get("serviceAccountRoleArn"),
+            wanted_assoc if wanted_assoc is not None else have_assoc,
+            new_tags,
+        )
+        if have_assoc is None:
+            before.pop("pod_identity_associations")
+            after.pop("pod_identity_associations")
+        needs_update = bool(path) or config_changed or role_changed or assoc_changed
+        changed = needs_update or bool(tags_to_set) or bool(tags_to_remove)
+        result = dict(changed=changed, resolved_version=target, upgrade_path=path, diff=dict(before=before, after=after))
+        if not changed:
+            self.note_degraded(current)
+            result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=self.degraded_without_nodes)
+            return result
+        if self.module.check_mode:
+            result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=False)
+            return result
+
+        if tags_to_remove:
+            self.eks.untag_resource(resourceArn=current["addonArn"], tagKeys=tags_to_remove, aws_retry=True)
+        if tags_to_set:
+            self.eks.tag_resource(resourceArn=current["addonArn"], tags=tags_to_set, aws_retry=True)
+
+        if needs_update:
+            if current.get("status") in ("CREATING", "UPDATING"):
+                self.wait_settled(params["wait_timeout"])
+            steps = path or [target]
+            for index, version in enumerate(steps):
+                last = index == len(steps) - 1
+                request = dict(clusterName=self.cluster_name, addonName=self.name, addonVersion=version, clientRequestToken=str(uuid.uuid4()))
+                if params["resolve_conflicts_on_update"]:
+                    request["resolveConflicts"] = params["resolve_conflicts_on_update"]
+                if last:
+                    if config_changed:
+                        request["configurationValues"] = render_configuration(config)
+                    if role_changed:
+                        request["serviceAccountRoleArn"] = params["service_account_role_arn"]
+                    if assoc_changed:
+                        request["podIdentityAssociations"] = api_associations(wanted_assoc)
+                self.eks.update_addon(aws_retry=True, **request)
+                if not last or params["wait"]:
+                    self.wait_settled(params["wait_timeout"])
+        addon = describe_addon(self.eks, self.cluster_name, self.name) or {}
+        if not params["wait"]:
+            self.degraded_without_nodes = False
+        result.update(addon=camel_dict_to_snake_dict(addon, ignore_list=["tags"]), degraded_without_nodes=self.degraded_without_nodes)
+        return result
+
+    # -- absent ----------------------------------------------------------------------------
+
+    def ensure_absent(self):
+        params = self.params
+        current = describe_addon(self.eks, self.cluster_name, self.name)
+        if current is None or (current.get("status") == "DELETING" and not params["wait"]):
+            return dict(changed=False, addon={})
+        if current.get("status") == "DELETING":
+            self.wait_gone(params["wait_timeout"])
+            return dict(changed=False, addon={})
+        before = self.view(current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), None, current.get("tags"))
+        before.pop("pod_identity_associations")
+        result = dict(changed=True, addon={}, diff=dict(before=before, after={}))
+        if self.module.check_mode:
+            return result
+        self.eks.delete_addon(clusterName=self.cluster_name, addonName=self.name, preserve=params["preserve"], aws_retry=True)
+        if params["wait"]:
+            self.wait_gone(params["wait_timeout"])
+        return result
+
+    def run(self):
+        self.cluster = describe_cluster(self.eks, self.cluster_name)
+        if self.cluster is None:
+            self.module.fail_json(
+                msg="EKS cluster {0!r} does not exist in region {1}; check cluster_name and region".format(self.cluster_name, self.module.region)
+            )
+        if self.params["state"] == "absent":
+            return self.ensure_absent()
+        return self.ensure_present()
+
+
+def main():
+    argument_spec = dict(
+        cluster_name=dict(type="str", required=True),
+        name=dict(type="str", required=True, aliases=["addon_name"]),
+        state=dict(type="str", choices=["present", "absent"], default="present"),
+        version=dict(type="str", default="default"),
+        configuration_values=dict(type="raw"),
+        resolve_conflicts_on_create=dict(type="str"),
+        resolve_conflicts_on_update=dict(type="str", choices=["NONE", "OVERWRITE", "PRESERVE"]),
+        service_account_role_arn=dict(type="str"),
+        pod_identity_associations=dict(
+            type="list", elements="dict", options=dict(service_account=dict(type="str", required=True), role_arn=dict(type="str", required=True))
+        ),
+        preserve=dict(type="bool", default=False),
+        allow_multi_minor_upgrade=dict(type="bool", default=False),
+        tags=dict(type="dict", aliases=["resource_tags"]),
+        purge_tags=dict(type="bool", default=True),
+        wait=dict(type="bool", default=True),
+        wait_timeout=dict(type="int", default=1200),
+    )
+    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    validate_static_params(module)
+    manager = AddonManager(module)
+    try:
+        result = manager.run()
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
+        module.fail_json_aws(exc, msg="EKS add-on {0} on cluster {1} could not be managed".format(module.params["name"], module.params["cluster_name"]))
+    if not module._diff:
+        result.pop("diff", None)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
