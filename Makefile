@@ -1,0 +1,100 @@
+# Two commands on a fresh machine: `make test` and `make demo`. Both build .venv from PyPI
+# when it is missing and make this checkout importable as the selfmanaged.eks collection.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+COLLECTIONS := $(CURDIR)/$(VENV)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/selfmanaged/eks
+SANITY_ROOT := $(CURDIR)/build/sanity
+SANITY_TREE := $(SANITY_ROOT)/ansible_collections/selfmanaged/eks
+STAMP := $(VENV)/.installed
+SITE_COLLECTIONS = $(shell $(BIN)/python -c 'import ansible, os; print(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), "ansible_collections"))')
+
+export PATH := $(BIN):$(PATH)
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_LOCAL_TEMP := $(CURDIR)/$(VENV)/tmp
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The sandbox and tests talk to loopback only.
+export NO_PROXY := 127.0.0.1,localhost
+export no_proxy := 127.0.0.1,localhost
+
+.PHONY: help venv test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
+
+help:
+	@echo "make test    lint, sanity, unit, integration and molecule tests (builds .venv first)"
+	@echo "make demo    start the sandbox, run playbooks/site.yml twice against it, stop it"
+	@echo "make bench   benchmarks under tests/benchmarks (tables, not assertions)"
+	@echo "make build   ansible-galaxy collection build"
+
+venv: $(STAMP) $(COLLECTION_LINK)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -r requirements-dev.txt
+	touch $@
+
+# The checkout itself is the collection: a relative link, nothing copied.
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+test: venv
+	$(MAKE) lint
+	$(MAKE) sanity
+	$(MAKE) unit
+	$(MAKE) sandbox-tests
+	$(MAKE) integration
+	$(MAKE) molecule
+
+lint: venv
+	$(BIN)/ansible-lint --profile production --strict
+
+# ansible-test needs the collection under ansible_collections/<ns>/<name> as a real path, so
+# sanity runs on a copy (its own little git repository, as ansible-test lists files with
+# git) of the tracked and unignored files of what we ship (the test
+# infrastructure under tests/ and extensions/ is pytest/molecule code, not collection
+# content, and is linted by pytest runs instead). Its pip bootstrap download is replaced by
+# a local stand-in that runs pip from a PyPI wheel (tests/sanity/prepare_offline_bootstrap.py).
+sanity: venv
+	$(BIN)/python tests/sanity/prepare_offline_bootstrap.py
+	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
+	git ls-files -co --exclude-standard | grep -Ev '^(tests/(sandbox|unit|integration|benchmarks)/|tests/[^/]*\.py$$|extensions/)' \
+		| xargs -d '\n' cp --parents -t $(SANITY_TREE)/
+	for ns in amazon community kubernetes; do ln -sfn $(SITE_COLLECTIONS)/$$ns $(SANITY_ROOT)/ansible_collections/$$ns; done
+	cd $(SANITY_TREE) && git init -q && git add -A && $(BIN)/ansible-test sanity --python 3.11 --local --color no
+
+unit: venv
+	$(BIN)/python -m pytest -q tests/unit
+
+sandbox-tests: venv
+	$(BIN)/python -m pytest -q tests/sandbox/tests
+
+integration: venv
+	$(BIN)/python -m pytest -q tests/integration
+
+molecule: venv
+	@scenarios=$$(ls extensions/molecule 2>/dev/null | grep -v '^default$$' || true); \
+	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
+	cd extensions && for s in $$scenarios; do $(BIN)/molecule test -s $$s; done
+
+demo: venv
+	$(BIN)/python -m tests.sandbox.demo
+
+sandbox: venv
+	$(BIN)/python -m tests.sandbox
+
+bench: venv
+	@for b in tests/benchmarks/bench_*.py; do $(BIN)/python $$b; done
+
+build: venv
+	$(BIN)/ansible-galaxy collection build --force --output-path build/
+
+changelog: venv
+	$(BIN)/antsibull-changelog lint
+
+clean:
+	rm -rf $(VENV) build tests/output .pytest_cache

@@ -1,0 +1,101 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfmanaged.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""AWS access shared by every selfmanaged.eks module: one retry policy, one waiter."""
+
+import time
+
+try:
+    import botocore
+except ImportError:
+    pass  # AnsibleAWSModule reports the missing library
+
+from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
+
+# Every AWS call of the collection goes through this decorator (clients made by
+# aws_client() take `aws_retry=True`). Throttling and transient server errors are retried
+# with jittered exponential backoff; they are never mistaken for success.
+AWS_RETRY = AWSRetry.jittered_backoff(
+    retries=10,
+    delay=1,
+    max_delay=20,
+    catch_extra_error_codes=["ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "Throttling"],
+)
+
+THROTTLING_CODES = frozenset(
+    ["Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"]
+)
+
+
+class WaitTimeout(Exception):
+    """A waiter ran out of time; the message says what it waited for and the last state."""
+
+
+class WaitFailed(Exception):
+    """A waiter saw a state from which the resource will not reach the wanted one."""
+
+
+def aws_client(module, service):
+    """A boto3 client for `service` whose calls retry with AWS_RETRY when given aws_retry=True."""
+    return module.client(service, retry_decorator=AWS_RETRY)
+
+
+def error_code(exc):
+    """The AWS error code of a botocore ClientError, or '' for anything else."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code", "")
+
+
+def is_throttling(exc):
+    """True when the exception is throttling or a transient server error worth retrying."""
+    return error_code(exc) in THROTTLING_CODES
+
+
+def describe_cluster(eks, name):
+    """The DescribeCluster `cluster` dict, or None when the cluster does not exist."""
+    try:
+        return eks.describe_cluster(name=name, aws_retry=True)["cluster"]
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.0, sleep=time.sleep, clock=time.monotonic):
+    """Poll `fetch()` until `is_done(value)`; return the last value.
+
+    - `describe(value)` renders the state for messages (`value` may be None when the
+      resource was not found).
+    - `is_failed(value)` returns a reason string when the resource will never get there.
+    - Throttling raised by `fetch` is retried until the deadline, never taken as success.
+    Raises WaitTimeout (with the last state) or WaitFailed.
+    """
+    deadline = clock() + timeout
+    last = None
+    last_error = None
+    while True:
+        try:
+            last = fetch()
+            last_error = None
+        except botocore.exceptions.ClientError as exc:
+            if not is_throttling(exc):
+                raise
+            last_error = error_code(exc)
+        else:
+            if is_done(last):
+                return last
+            if is_failed is not None:
+                reason = is_failed(last)
+                if reason:
+                    raise WaitFailed("{0} failed: {1} (state: {2})".format(what, reason, describe(last)))
+        if clock() >= deadline:
+            state = describe(last)
+            if last_error:
+                state = "{0}; the last poll was throttled ({1})".format(state, last_error)
+            raise WaitTimeout(
+                "timed out after {0}s waiting for {1}; last state: {2}. Raise wait_timeout or check the resource in the AWS console.".format(
+                    int(timeout), what, state
+                )
+            )
+        sleep(min(delay, max(0.0, deadline - clock())))

@@ -1,0 +1,147 @@
+"""Integration fixtures: the sandbox, and running our modules and playbooks through Ansible.
+
+Tests drive `ansible-playbook` as users do (a subprocess, our collection by FQCN, AWS
+reached through AWS_ENDPOINT_URL), and read results from the ansible.posix.json callback.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.sandbox.pytest_support import start_sandbox_for_tests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def sandbox():
+    sb = start_sandbox_for_tests()
+    try:
+        yield sb
+    finally:
+        sb.stop()
+
+
+@pytest.fixture
+def unique_name():
+    """A short unique name for per-test AWS resources (clusters, roles, node groups)."""
+
+    def make(prefix="t"):
+        return "{0}-{1}".format(prefix, uuid.uuid4().hex[:8])
+
+    return make
+
+
+def ansible_env(sandbox, extra=None):
+    env = dict(os.environ)
+    env.update(sandbox.env())
+    env.update(
+        {
+            "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
+            "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+            "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+            "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
+            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+class PlaybookRun:
+    """The outcome of one ansible-playbook run: exit code, per-task results and stats."""
+
+    def __init__(self, returncode, output, stderr):
+        self.returncode = returncode
+        self.output = output
+        self.stderr = stderr
+
+    @property
+    def tasks(self):
+        return [task for play in self.output.get("plays", []) for task in play.get("tasks", [])]
+
+    def result(self, task_name, host="localhost"):
+        """The registered result of the last task called `task_name`."""
+        matches = [t for t in self.tasks if t["task"]["name"] == task_name]
+        if not matches:
+            raise AssertionError("no task named {0!r}; ran: {1}".format(task_name, [t["task"]["name"] for t in self.tasks]))
+        return matches[-1]["hosts"][host]
+
+    @property
+    def stats(self):
+        return self.output.get("stats", {})
+
+    def changed_count(self, host="localhost"):
+        return self.stats.get(host, {}).get("changed", 0)
+
+
+def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, inventory=None, env=None, timeout=900):
+    """Run a playbook file against the sandbox and return a PlaybookRun."""
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)]
+    cmd += ["-i", inventory or "localhost,"]
+    if extra_vars:
+        fd, path = tempfile.mkstemp(suffix=".json")
+        with os.fdopen(fd, "w") as handle:
+            json.dump(extra_vars, handle)
+        cmd += ["-e", "@" + path]
+    if check:
+        cmd.append("--check")
+    if diff:
+        cmd.append("--diff")
+    proc = subprocess.run(cmd, env=ansible_env(sandbox, env), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
+    try:
+        output = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("ansible-playbook printed no JSON (rc={0}):\n{1}\n{2}".format(proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
+    return PlaybookRun(proc.returncode, output, proc.stderr)
+
+
+def run_module(sandbox, module, args, check=False, diff=False, env=None):
+    """Run one module (FQCN or short name of ours) as a playbook task; return its result dict.
+
+    The result carries `failed: true` and `msg` when the module failed; tests assert on it.
+    """
+    fqcn = module if "." in module else "selfmanaged.eks." + module
+    play = [
+        {
+            "name": "integration",
+            "hosts": "localhost",
+            "connection": "local",
+            "gather_facts": False,
+            "tasks": [{"name": "module under test", fqcn: args, "register": "result"}],
+        }
+    ]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
+        yaml.safe_dump(play, handle)
+    try:
+        run = run_playbook(sandbox, handle.name, check=check, diff=diff, env=env)
+    finally:
+        os.unlink(handle.name)
+    return run.result("module under test")
+
+
+@pytest.fixture
+def playbook(sandbox):
+    def runner(path, **kwargs):
+        return run_playbook(sandbox, path, **kwargs)
+
+    return runner
+
+
+@pytest.fixture
+def module_runner(sandbox):
+    def runner(module, args, **kwargs):
+        return run_module(sandbox, module, args, **kwargs)
+
+    return runner

@@ -1,0 +1,86 @@
+"""The shared waiter: throttling is retried, never success; timeouts say the last state."""
+
+import botocore.exceptions
+import pytest
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed, WaitTimeout, error_code, is_throttling, wait_until
+
+
+def client_error(code):
+    return botocore.exceptions.ClientError({"Error": {"Code": code, "Message": code}}, "DescribeCluster")
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def test_returns_when_done():
+    states = iter(["CREATING", "CREATING", "ACTIVE"])
+    clock = FakeClock()
+    result = wait_until(lambda: next(states), lambda s: s == "ACTIVE", str, 60, "cluster prod", sleep=clock.sleep, clock=clock)
+    assert result == "ACTIVE"
+
+
+def test_throttling_is_retried_not_taken_as_success():
+    calls = []
+
+    def fetch():
+        calls.append(1)
+        if len(calls) < 3:
+            raise client_error("ThrottlingException")
+        return "ACTIVE"
+
+    clock = FakeClock()
+    assert wait_until(fetch, lambda s: s == "ACTIVE", str, 60, "cluster prod", sleep=clock.sleep, clock=clock) == "ACTIVE"
+    assert len(calls) == 3
+
+
+def test_other_errors_propagate():
+    def fetch():
+        raise client_error("AccessDeniedException")
+
+    with pytest.raises(botocore.exceptions.ClientError):
+        wait_until(fetch, bool, str, 60, "cluster prod")
+
+
+def test_timeout_names_what_and_last_state():
+    clock = FakeClock()
+    with pytest.raises(WaitTimeout) as info:
+        wait_until(lambda: "UPDATING", lambda s: s == "ACTIVE", lambda s: "status " + s, 10, "cluster prod", delay=3, sleep=clock.sleep, clock=clock)
+    message = str(info.value)
+    assert "timed out after 10s waiting for cluster prod" in message
+    assert "last state: status UPDATING" in message
+    assert "wait_timeout" in message
+
+
+def test_timeout_while_throttled_says_so():
+    clock = FakeClock()
+    results = iter(["UPDATING"])
+
+    def fetch():
+        try:
+            return next(results)
+        except StopIteration:
+            raise client_error("Throttling")
+
+    with pytest.raises(WaitTimeout, match=r"status UPDATING; the last poll was throttled \(Throttling\)"):
+        wait_until(fetch, lambda s: False, lambda s: "status " + str(s), 5, "update", sleep=clock.sleep, clock=clock)
+
+
+def test_failure_state_stops_waiting():
+    with pytest.raises(WaitFailed, match="update 42 failed: Failed"):
+        wait_until(lambda: "Failed", lambda s: s == "Successful", str, 60, "update 42", is_failed=lambda s: s if s == "Failed" else None)
+
+
+def test_error_code_helpers():
+    assert error_code(client_error("TooManyRequestsException")) == "TooManyRequestsException"
+    assert is_throttling(client_error("RequestLimitExceeded"))
+    assert not is_throttling(client_error("ResourceNotFoundException"))
+    assert error_code(ValueError("x")) == ""
