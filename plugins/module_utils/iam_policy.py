@@ -173,3 +173,21 @@ def validated_policy(document, trust=False, name="policy"):
     if problems:
         raise PolicyError("{0} is not a valid IAM policy document: {1}".format(name, "; ".join(problems)))
     return document
+
+
+_THUMBPRINT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def normalised_thumbprints(thumbprints):
+    """Lower-case SHA-1 thumbprints (40 hex digits, ':' separators allowed), or PolicyError naming the bad one."""
+    result = []
+    for value in thumbprints:
+        thumbprint = str(value).replace(":", "").strip().lower()
+        if not _THUMBPRINT.match(thumbprint):
+            raise PolicyError(
+                "thumbprint {0!r} is not a SHA-1 fingerprint (40 hex digits); omit thumbprints to let IAM use the issuer's certificate".format(value)
+            )
+        result.append(thumbprint)
+    if len(result) > 5:
+        raise PolicyError("IAM accepts at most 5 thumbprints, got {0}".format(len(result)))
+    return sorted(set(result))
