@@ -1,0 +1,607 @@
+# -*- coding: utf-8 -*-
+# Copyright: selfmanaged.eks contributors
+# GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+"""Entry-level editing of the kube-system/aws-auth ConfigMap, as aws-iam-authenticator reads it.
+
+`data.mapRoles`, `data.mapUsers` and `data.mapAccounts` are each one YAML string holding a
+list. The authenticator keys role and user entries by lower-cased ARN (the last duplicate
+wins) and ignores a whole section that does not parse. This module:
+
+- parses each section the same way and refuses (naming the section and the parse error) when
+  one does not parse, so nothing is ever written on top of data it did not understand;
+- changes only the entries a call names: every other entry keeps its meaning, its position
+  and its original YAML text (block-style sections are edited by splicing the text of the
+  changed entries; any other layout is re-rendered with every entry's content unchanged);
+- says what would lock people out before it happens (`lockout_problems`).
+
+No Ansible imports: the module `eks_aws_auth` drives it, unit tests exercise it directly.
+"""
+
+import copy
+import re
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
+    yaml = None
+
+SECTIONS = ("mapRoles", "mapUsers", "mapAccounts")
+ARN_KEYS = {"mapRoles": "rolearn", "mapUsers": "userarn"}
+OPTION_OF_SECTION = {"mapRoles": "map_roles", "mapUsers": "map_users", "mapAccounts": "map_accounts"}
+MASTERS_GROUP = "system:masters"
+NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
+USERNAME_TEMPLATES = ("{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{EC2PrivateDNSName}}", "{{AccessKeyID}}")
+
+_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):role/(.+)$")
+_USER_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):user/(.+)$")
+_ASSUMED_ROLE_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+_RUNBOOK = "see docs/runbooks/recovering-aws-auth.md"
+
+
+class AwsAuthError(ValueError):
+    """Bad input or aws-auth data that cannot be edited safely; the message says what to do."""
+
+
+class AwsAuthLockout(AwsAuthError):
+    """The change would remove access the caller (or every administrator) depends on."""
+
+
+# ---------------------------------------------------------------------------------------
+# ARNs and the input of a call
+
+
+def strip_role_path(arn):
+    """arn:aws:iam::1:role/path/to/name -> arn:aws:iam::1:role/name; other ARNs unchanged."""
+    match = _ROLE_ARN.match(arn)
+    if not match:
+        return arn
+    return "arn:{0}:iam::{1}:role/{2}".format(match.group(1), match.group(2), match.group(3).split("/")[-1])
+
+
+def caller_mapping_arn(sts_arn):
+    """The ARN an aws-auth entry must name to map this STS caller (assumed-role -> role ARN)."""
+    match = _ASSUMED_ROLE_ARN.match(sts_arn or "")
+    if match:
+        return "arn:{0}:iam::{1}:role/{2}".format(match.group(1), match.group(2), match.group(3))
+    return strip_role_path(sts_arn or "")
+
+
+def entry_key(section, value):
+    """How the authenticator tells entries apart: lower-cased ARN (role path stripped) or account id."""
+    if section == "mapAccounts":
+        return str(value)
+    arn = value.get(ARN_KEYS[section]) if isinstance(value, dict) else None
+    arn = str(arn) if arn is not None else ""
+    if section == "mapRoles":
+        arn = strip_role_path(arn)
+    return arn.lower()
+
+
+def _check_text(option, index, field, value):
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise AwsAuthError("{0}[{1}].{2} must be a string, got {3!r}".format(option, index, field, value))
+    if "\n" in value or "\r" in value:
+        raise AwsAuthError("{0}[{1}].{2} {3!r} contains a line break; use a single-line value".format(option, index, field, value))
+    return value
+
+
+def _validated_groups(option, index, groups):
+    if groups is None:
+        return []
+    if isinstance(groups, str):
+        raise AwsAuthError("{0}[{1}].groups must be a list of group names, got the string {2!r}; write groups: [{2}]".format(option, index, groups))
+    result = []
+    for group in groups:
+        group = _check_text(option, index, "groups", group)
+        if not group:
+            raise AwsAuthError("{0}[{1}].groups contains an empty group name".format(option, index))
+        result.append(group)
+    return result
+
+
+def _validated_arn(section, option, index, arn, warnings):
+    field = ARN_KEYS[section]
+    arn = _check_text(option, index, field, arn)
+    if not arn:
+        raise AwsAuthError("{0}[{1}] has no {2}; give the IAM {3} ARN".format(option, index, field, "role" if section == "mapRoles" else "user"))
+    arn = arn.strip()
+    assumed = _ASSUMED_ROLE_ARN.match(arn)
+    if section == "mapRoles":
+        if assumed:
+            raise AwsAuthError(
+                "{0}[{1}].rolearn {2!r} is an STS assumed-role session ARN; map the role itself: {3!r}".format(
+                    option, index, arn, caller_mapping_arn(arn)
+                )
+            )
+        if _USER_ARN.match(arn):
+            raise AwsAuthError("{0}[{1}].rolearn {2!r} is an IAM user ARN; put it in map_users as userarn".format(option, index, arn))
+        if not _ROLE_ARN.match(arn):
+            raise AwsAuthError(
+                "{0}[{1}].rolearn {2!r} is not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>)".format(option, index, arn)
+            )
+        normalised = strip_role_path(arn)
+        if normalised != arn:
+            warnings.append(
+                "{0}[{1}].rolearn {2!r} has an IAM path, which aws-iam-authenticator does not match; using {3!r}".format(
+                    option, index, arn, normalised
+                )
+            )
+        return normalised
+    if assumed:
+        raise AwsAuthError(
+            "{0}[{1}].userarn {2!r} is an STS assumed-role session ARN; map the role in map_roles: {3!r}".format(
+                option, index, arn, caller_mapping_arn(arn)
+            )
+        )
+    if _ROLE_ARN.match(arn):
+        raise AwsAuthError("{0}[{1}].userarn {2!r} is an IAM role ARN; put it in map_roles as rolearn".format(option, index, arn))
+    if not _USER_ARN.match(arn):
+        raise AwsAuthError("{0}[{1}].userarn {2!r} is not an IAM user ARN (expected arn:aws:iam::<12-digit account>:user/<name>)".format(option, index, arn))
+    return arn
+
+
+def desired_entries(params, state):
+    """Validate the call's map_roles / map_users / map_accounts.
+
+    Returns (desired, warnings): desired maps each section the call names to its list of
+    entries (dicts in aws-auth field names, or account id strings). Raises AwsAuthError
+    naming the bad value before anything is read or written.
+    """
+    desired = {}
+    warnings = []
+    for section in SECTIONS:
+        option = OPTION_OF_SECTION[section]
+        given = params.get(option)
+        if given is None:
+            continue
+        entries = []
+        seen = {}
+        for index, item in enumerate(given):
+            if section == "mapAccounts":
+                account = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else None
+                if not account or not _ACCOUNT_ID.match(account):
+                    raise AwsAuthError("map_accounts[{0}] {1!r} is not a 12-digit AWS account id; quote it so leading zeros survive".format(index, item))
+                entry = account
+            else:
+                if not isinstance(item, dict):
+                    raise AwsAuthError("{0}[{1}] must be a mapping with {2}, username and groups, got {3!r}".format(option, index, ARN_KEYS[section], item))
+                arn = _validated_arn(section, option, index, item.get(ARN_KEYS[section]), warnings)
+                entry = {ARN_KEYS[section]: arn}
+                if state == "present":
+                    username = _check_text(option, index, "username", item.get("username"))
+                    groups = _validated_groups(option, index, item.get("groups"))
+                    if not username and not groups:
+                        raise AwsAuthError(
+                            "{0}[{1}] ({2}) has neither username nor groups, which maps the ARN to nothing; "
+                            "give a username (for nodes {3!r}) and/or groups".format(option, index, arn, NODE_USERNAME)
+                        )
+                    if username:
+                        entry["username"] = username
+                    if groups:
+                        entry["groups"] = groups
+            key = entry_key(section, entry)
+            if key in seen:
+                raise AwsAuthError("{0}[{1}] names {2!r} again (already {0}[{3}]); give each ARN once".format(option, index, key, seen[key]))
+            seen[key] = index
+            entries.append(entry)
+        desired[section] = entries
+    return desired, warnings
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing a section
+
+
+def _entry_view(section, raw):
+    """The fields the authenticator uses, as plain strings: {rolearn|userarn, username?, groups?}."""
+    if section == "mapAccounts":
+        return str(raw)
+    view = {ARN_KEYS[section]: str(raw[ARN_KEYS[section]])}
+    if raw.get("username") not in (None, ""):
+        view["username"] = str(raw["username"])
+    if raw.get("groups"):
+        view["groups"] = [str(group) for group in raw["groups"]]
+    return view
+
+
+def _is_scalar(value):
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _check_raw_entries(section, raw_entries):
+    """Raise ValueError when the authenticator would reject this section."""
+    if raw_entries is None:
+        return []
+    if not isinstance(raw_entries, list):
+        raise ValueError("expected a YAML list, got a {0}".format(type(raw_entries).__name__))
+    for position, raw in enumerate(raw_entries, 1):
+        if section == "mapAccounts":
+            if not _is_scalar(raw) or raw in (None, ""):
+                raise ValueError("item {0} is {1!r}, not an account id".format(position, raw))
+            continue
+        if not isinstance(raw, dict):
+            raise ValueError("item {0} is {1!r}, not a mapping".format(position, raw))
+        arn = raw.get(ARN_KEYS[section])
+        if not isinstance(arn, str) or not arn:
+            raise ValueError("item {0} has no {1}: {2!r}".format(position, ARN_KEYS[section], raw))
+        if not _is_scalar(raw.get("username")):
+            raise ValueError("item {0} ({1}): username must be a string".format(position, arn))
+        groups = raw.get("groups")
+        if groups is not None and (not isinstance(groups, list) or not all(_is_scalar(g) and g is not None for g in groups)):
+            raise ValueError("item {0} ({1}): groups must be a list of strings".format(position, arn))
+    return raw_entries
+
+
+class ParsedSection:
+    """One section of aws-auth: its text, its entries and, when it is a plain block list, where each entry's text is."""
+
+    def __init__(self, name, text, raw_entries, segments):
+        self.name = name
+        self.text = text
+        self.raw_entries = raw_entries  # python values as PyYAML reads them
+        self.segments = segments  # [(start, end, dash_column)] per entry, or None when not spliceable
+
+    @property
+    def entries(self):
+        return [_entry_view(self.name, raw) for raw in self.raw_entries]
+
+    @property
+    def keys(self):
+        return [entry_key(self.name, raw) for raw in self.raw_entries]
+
+
+def _content_end(node):
+    """Index just after the last character that belongs to the node's own content."""
+    if isinstance(node, yaml.ScalarNode):
+        return node.end_mark.index
+    ends = [node.end_mark.index] if node.flow_style else []
+    children = node.value if isinstance(node, yaml.SequenceNode) else [part for pair in node.value for part in pair]
+    ends.extend(_content_end(child) for child in children)
+    return max(ends) if ends else node.start_mark.index
+
+
+def _block_segments(text, node):
+    """[(start, end, dash_column)] of each top-level list entry's lines, or None when the layout does not allow splicing."""
+    if not isinstance(node, yaml.SequenceNode) or node.flow_style or not node.value:
+        return None
+    column = node.start_mark.column
+    dashes = []
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken, yaml.TagToken)):
+            return None  # anchors/aliases tie entries together: re-render instead of splicing
+        if isinstance(token, yaml.BlockEntryToken) and token.start_mark.column == column and token.start_mark.index >= node.start_mark.index:
+            dashes.append(token.start_mark.index)
+    if len(dashes) != len(node.value):
+        return None
+    segments = []
+    previous_end = 0
+    for dash, item in zip(dashes, node.value):
+        start = text.rfind("\n", 0, dash) + 1
+        if text[start:dash].strip() or start < previous_end:
+            return None
+        content_end = max(_content_end(item), dash + 1)
+        if text[content_end - 1] == "\n":
+            end = content_end
+        else:
+            newline = text.find("\n", content_end)
+            end = len(text) if newline < 0 else newline + 1
+        segments.append((start, end, dash - start))
+        previous_end = end
+    return segments
+
+
+def _describe_parse_error(exc):
+    """A one-line account of a YAML or structure error: what, and where."""
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem:
+        where = ""
+        if exc.problem_mark is not None:
+            where = " at line {0}, column {1}".format(exc.problem_mark.line + 1, exc.problem_mark.column + 1)
+        context = "{0} ".format(exc.context) if exc.context else ""
+        return "{0}{1}{2}".format(context, exc.problem, where)
+    return " ".join(str(exc).split())
+
+
+def parse_section(name, text):
+    """A ParsedSection for `data[name]`, or AwsAuthError naming the section and the parse error."""
+    if text is None:
+        text = ""
+    if not isinstance(text, str):
+        raise AwsAuthError("aws-auth {0} is not a string ({1!r}); {2}".format(name, text, _RUNBOOK))
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader) if text.strip() else None
+        raw_entries = yaml.safe_load(text) if node is not None else None
+        raw_entries = _check_raw_entries(name, raw_entries)
+    except (yaml.YAMLError, ValueError) as exc:
+        detail = _describe_parse_error(exc)
+        raise AwsAuthError(
+            "aws-auth {0} does not parse, so aws-iam-authenticator ignores all of it: {1}. Nothing was changed; fix or restore "
+            "{0} first ({2})".format(name, detail, _RUNBOOK)
+        )
+    segments = None
+    if node is not None:
+        try:
+            segments = _block_segments(text, node)
+        except yaml.YAMLError:
+            segments = None
+    return ParsedSection(name, text, list(raw_entries), segments)
+
+
+def parse_sections(data):
+    """{section: ParsedSection} for all three sections of a ConfigMap's data (None: no ConfigMap)."""
+    data = data or {}
+    return dict((name, parse_section(name, data.get(name))) for name in SECTIONS)
+
+
+# ---------------------------------------------------------------------------------------
+# Rendering
+
+
+def _dump_entries(values, column=0):
+    if not values:
+        return ""
+    text = yaml.safe_dump(values, default_flow_style=False, sort_keys=False, allow_unicode=True, width=100000)
+    if column:
+        text = "".join(" " * column + line if line.strip() else line for line in text.splitlines(True))
+    return text
+
+
+def render_section(parsed, operations, appended):
+    """The section's new text.
+
+    `operations[i]` is ("keep",), ("replace", value) or ("drop",) for existing entry i;
+    `appended` lists new values. Kept entries keep their text when the section is a block
+    list; otherwise the whole list is dumped again from the parsed values.
+    """
+    expected = []
+    for raw, operation in zip(parsed.raw_entries, operations):
+        if operation[0] == "keep":
+            expected.append(raw)
+        elif operation[0] == "replace":
+            expected.append(operation[1])
+    expected.extend(appended)
+
+    text = None
+    if parsed.segments is not None:
+        pieces = []
+        cursor = 0
+        for (start, end, column), operation in zip(parsed.segments, operations):
+            pieces.append(parsed.text[cursor:start])
+            if operation[0] == "keep":
+                pieces.append(parsed.text[start:end])
+            elif operation[0] == "replace":
+                rendered = _dump_entries([operation[1]], column)
+                if not parsed.text[start:end].endswith("\n"):
+                    rendered = rendered.rstrip("\n")
+                pieces.append(rendered)
+            cursor = end
+        if appended:
+            addition = _dump_entries(appended, parsed.segments[0][2])
+            so_far = "".join(pieces)
+            if so_far and not so_far.endswith("\n"):
+                addition = "\n" + addition
+            pieces.append(addition)
+        pieces.append(parsed.text[cursor:])
+        text = "".join(pieces)
+        if not _same_entries(text, expected):
+            text = None
+    elif not parsed.raw_entries and not appended:
+        text = parsed.text
+    if text is None:
+        text = _dump_entries(expected) if expected else ""
+        if not _same_entries(text, expected):  # pragma: no cover - a PyYAML round trip always holds
+            raise AwsAuthError("internal error: aws-auth {0} would not read back as intended; nothing was changed".format(parsed.name))
+    return text
+
+
+def _same_entries(text, expected):
+    """True when `text` reads back as exactly the `expected` list of entries."""
+    try:
+        loaded = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        return False
+    return (loaded if loaded is not None else []) == list(expected)
+
+
+# ---------------------------------------------------------------------------------------
+# Planning a change
+
+
+def _view_equal(section, current_raw, wanted):
+    return _entry_view(section, current_raw) == _merged(section, current_raw, wanted, compare=True)
+
+
+def _merged(section, current_raw, wanted, compare=False):
+    """The entry `wanted` asks for, keeping keys of the current entry the module does not manage."""
+    if section == "mapAccounts":
+        return wanted
+    merged = dict(wanted)
+    if compare:
+        # The ARN's spelling (case) does not matter to the authenticator; a stripped path does.
+        current_arn = str(current_raw[ARN_KEYS[section]])
+        if current_arn.lower() == wanted[ARN_KEYS[section]].lower():
+            merged[ARN_KEYS[section]] = current_arn
+        return _entry_view(section, merged)
+    result = dict((k, v) for k, v in current_raw.items() if k not in (ARN_KEYS[section], "username", "groups"))
+    ordered = {ARN_KEYS[section]: merged[ARN_KEYS[section]]}
+    for field in ("username", "groups"):
+        if field in merged:
+            ordered[field] = merged[field]
+    ordered.update(result)
+    return ordered
+
+
+class AwsAuthPlan:
+    """What a call does to aws-auth: the new data, the entries before/after, removals, warnings."""
+
+    def __init__(self):
+        self.data = {}
+        self.changed = False
+        self.before = {}
+        self.after = {}
+        self.warnings = []
+        self.touched_sections = []
+
+
+def plan_change(data, desired, state, exclusive=False):
+    """Apply `desired` (from desired_entries) to ConfigMap `data` (None when the ConfigMap is missing).
+
+    state present: each named entry ends up exactly once (same-ARN duplicates collapse into
+    the last one's position; an existing entry equal in meaning is left alone); with
+    exclusive, entries of the named sections that are not named are removed.
+    state absent: every entry with a named ARN (or account id) is removed.
+    Entries not named are never touched. Raises AwsAuthError when a section does not parse.
+    """
+    parsed = parse_sections(data)
+    plan = AwsAuthPlan()
+    new_data = dict(data or {})
+    for section in SECTIONS:
+        current = parsed[section]
+        plan.before[section] = current.entries
+        keys = current.keys
+        wanted = desired.get(section)
+        operations = [("keep",)] * len(keys)
+        appended = []
+        named = set()
+        if wanted is not None:
+            wanted_by_key = dict((entry_key(section, entry), entry) for entry in wanted)
+            named = set(wanted_by_key)
+            for key, entry in wanted_by_key.items():
+                positions = [i for i, k in enumerate(keys) if k == key]
+                if state == "absent":
+                    for i in positions:
+                        operations[i] = ("drop",)
+                    continue
+                if not positions:
+                    appended.append(entry)
+                    continue
+                last = positions[-1]
+                for i in positions[:-1]:
+                    operations[i] = ("drop",)
+                if len(positions) > 1:
+                    plan.warnings.append(
+                        "aws-auth {0} had {1} entries for {2}; kept one (aws-iam-authenticator used the last)".format(section, len(positions), key)
+                    )
+                raw = current.raw_entries[last]
+                if not _view_equal(section, raw, entry):
+                    operations[last] = ("replace", _merged(section, raw, entry))
+            if exclusive and state == "present":
+                for i, key in enumerate(keys):
+                    if key not in named:
+                        operations[i] = ("drop",)
+        _warn_about_unnamed(section, current, named, plan.warnings)
+        if any(op[0] != "keep" for op in operations) or appended:
+            text = render_section(current, operations, appended)
+            new_data[section] = text
+            plan.touched_sections.append(section)
+            plan.after[section] = parse_section(section, text).entries
+        else:
+            plan.after[section] = plan.before[section]
+    plan.changed = bool(plan.touched_sections) and any((data or {}).get(s) != new_data.get(s) for s in plan.touched_sections)
+    plan.data = new_data
+    return plan
+
+
+def _warn_about_unnamed(section, current, named, warnings):
+    if section == "mapAccounts":
+        return
+    counts = {}
+    for key in current.keys:
+        counts[key] = counts.get(key, 0) + 1
+    for key, count in counts.items():
+        if count > 1 and key not in named:
+            warnings.append(
+                "aws-auth {0} has {1} entries for {2}; aws-iam-authenticator uses the last one. Name it in {3} to keep a single entry".format(
+                    section, count, key, OPTION_OF_SECTION[section]
+                )
+            )
+    if section == "mapRoles":
+        for raw in current.raw_entries:
+            arn = str(raw.get("rolearn"))
+            if entry_key(section, raw) not in named and strip_role_path(arn) != arn:
+                warnings.append(
+                    "aws-auth mapRoles entry {0!r} has an IAM path, so aws-iam-authenticator never matches it; "
+                    "name it in map_roles to rewrite it as {1!r}".format(arn, strip_role_path(arn))
+                )
+
+
+# ---------------------------------------------------------------------------------------
+# Lockout guard
+
+
+def effective_mappings(entries_by_section):
+    """{lower-cased ARN key: entry view} as the authenticator holds them (the last duplicate wins)."""
+    result = {}
+    for section in ("mapRoles", "mapUsers"):
+        for entry in entries_by_section.get(section) or []:
+            result[entry_key(section, entry)] = entry
+    return result
+
+
+def _masters(mappings):
+    return sorted(key for key, entry in mappings.items() if MASTERS_GROUP in (entry.get("groups") or []))
+
+
+def lockout_problems(before, after, caller_arn):
+    """Why going from `before` to `after` (entries per section) would lock people out; [] when it would not.
+
+    - the caller's own mapping (caller_arn: the ARN an entry must name, see caller_mapping_arn)
+      disappears or loses system:masters;
+    - the last system:masters mapping disappears.
+    """
+    problems = []
+    old = effective_mappings(before)
+    new = effective_mappings(after)
+    if caller_arn:
+        key = strip_role_path(caller_arn).lower()
+        if key in old and key not in new:
+            problems.append("it removes the mapping of {0}, the identity this task authenticates with".format(caller_arn))
+        elif key in old and MASTERS_GROUP in (old[key].get("groups") or []) and MASTERS_GROUP not in (new[key].get("groups") or []):
+            problems.append("it takes system:masters away from {0}, the identity this task authenticates with".format(caller_arn))
+    if _masters(old) and not _masters(new):
+        problems.append("it removes the last system:masters mapping ({0})".format(", ".join(_masters(old))))
+    return problems
+
+
+def removes_or_changes_mappings(plan):
+    """True when the plan drops or rewrites a role/user mapping (the cases the lockout guard checks)."""
+    for section in ("mapRoles", "mapUsers"):
+        old = effective_mappings({section: plan.before.get(section)})
+        new = effective_mappings({section: plan.after.get(section)})
+        for key, entry in old.items():
+            if key not in new or new[key].get("groups") != entry.get("groups"):
+                return True
+    return False
+
+
+def backup_document(configmap):
+    """The ConfigMap (a dict as the API returns it) without server-managed metadata, ready for kubectl apply."""
+    metadata = configmap.get("metadata") or {}
+    kept = dict((k, copy.deepcopy(metadata[k])) for k in ("name", "namespace", "labels", "annotations") if metadata.get(k))
+    document = {"apiVersion": configmap.get("apiVersion", "v1"), "kind": configmap.get("kind", "ConfigMap"), "metadata": kept}
+    for field in ("data", "binaryData"):
+        if configmap.get(field):
+            document[field] = copy.deepcopy(configmap[field])
+    return document
+
+
+class _BlockStyleDumper(yaml.SafeDumper if yaml else object):
+    """Multi-line strings (the sections) as | blocks so a backup reads like the ConfigMap."""
+
+
+def _str_representer(dumper, value):
+    # PyYAML falls back to a quoted style by itself when a block cannot represent the value.
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+if yaml is not None:
+    _BlockStyleDumper.add_representer(str, _str_representer)
+
+
+def backup_yaml(configmap):
+    """The backup document as YAML text."""
+    return yaml.dump(backup_document(configmap), Dumper=_BlockStyleDumper, default_flow_style=False, sort_keys=False, width=100000)
