@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.sandbox.pytest_support import start_sandbox_for_tests
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
 def sandbox():
+    from tests.sandbox.pytest_support import start_sandbox_for_tests
+
     sb = start_sandbox_for_tests()
     try:
         yield sb
