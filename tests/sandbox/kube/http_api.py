@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import yaml
 
-from . import errors, resources, tables
+from . import errors, openapi, resources, tables
 from .access import authorize, forbidden_message
 from .defaults import apply_defaults, validate
 from .disruption import evict
@@ -142,6 +142,12 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return 200, resources.api_group_list()
             if path == "/":
                 return 200, {"paths": ["/api", "/api/v1", "/apis", "/healthz", "/version"]}
+            if path == "/openapi/v3":
+                return 200, openapi.openapi_v3_root()
+            if path.startswith("/openapi/v3/"):
+                document = openapi.openapi_v3_group_version(path[len("/openapi/v3/"):])
+                if document is not None:
+                    return 200, document
             if path.startswith("/openapi"):
                 raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
         if parts[:2] == ["api", "v1"]:
