@@ -1,0 +1,122 @@
+"""Fidelity fixes for moto's Auto Scaling groups, where moto would mislead our tests.
+
+- moto launches every instance into the first subnet of ``VPCZoneIdentifier``. AWS spreads
+  them across the group's subnets/AZs, keeping the AZs balanced (AZRebalance). Here each new
+  instance goes to the subnet whose AZ has the fewest InService instances of the group (ties:
+  the order of the subnets as given).
+- moto ignores the launch template's ``IamInstanceProfile`` and ``MetadataOptions`` for ASG
+  instances, and tags them from the template's *default* version instead of the version the
+  group uses. Here the group's own version (``$Latest``/``$Default``/number) is resolved, and
+  its instance profile (association visible in DescribeInstances and
+  DescribeIamInstanceProfileAssociations), metadata options and user data are applied.
+  Launch configurations get their ``IamInstanceProfile`` and ``MetadataOptions`` applied too.
+
+``install()`` patches ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+LOG = logging.getLogger("sandbox.autoscaling")
+
+_installed = False
+
+
+def _subnet_plan(group, count: int) -> list[tuple[str | None, str | None]]:
+    """(subnet id, availability zone) for each of ``count`` new instances."""
+    ec2 = group.autoscaling_backend.ec2_backend
+    subnet_ids = [s.strip() for s in (group.vpc_zone_identifier or "").split(",") if s.strip()]
+    if subnet_ids:
+        slots = [(subnet_id, ec2.get_subnet(subnet_id).availability_zone) for subnet_id in subnet_ids]
+    else:
+        slots = [(None, zone) for zone in (group.availability_zones or [])] or [(None, None)]
+    per_zone = Counter(state.instance.placement.zone for state in group.active_instances())
+    plan = []
+    for _ in range(count):
+        index = min(range(len(slots)), key=lambda i: (per_zone[slots[i][1]], i))
+        plan.append(slots[index])
+        per_zone[slots[index][1]] += 1
+    return plan
+
+
+def _template_version(group):
+    template = group.ec2_launch_template
+    if not template:
+        return None
+    return template.get_version(group.launch_template_version or "$Default")
+
+
+def _apply_profile_and_metadata(group, instance, template_data: dict[str, Any] | None) -> None:
+    from moto.ec2.models.instances import MetadataOptions
+
+    ec2 = group.autoscaling_backend.ec2_backend
+    profile_name = profile_arn = None
+    metadata = None
+    if template_data is not None:
+        profile = template_data.get("IamInstanceProfile") or {}
+        profile_name, profile_arn = profile.get("Name"), profile.get("Arn")
+        metadata = template_data.get("MetadataOptions")
+    elif group.launch_config is not None:
+        configured = group.launch_config.iam_instance_profile
+        if configured:
+            if str(configured).startswith("arn:"):
+                profile_arn = configured
+            else:
+                profile_name = configured
+        if isinstance(group.launch_config.metadata_options, dict):
+            metadata = group.launch_config.metadata_options
+    if profile_name or profile_arn:
+        try:
+            ec2.associate_iam_instance_profile(instance_id=instance.id, iam_instance_profile_name=profile_name,
+                                               iam_instance_profile_arn=profile_arn)
+        except Exception:  # AWS would fail the launch; the sandbox logs it and the instance has no profile
+            LOG.warning("instance profile %s of %s does not exist; instance %s launched without one",
+                        profile_arn or profile_name, group.name, instance.id)
+    if metadata:
+        instance.metadata_options = MetadataOptions({key: (str(value) if key == "HttpPutResponseHopLimit" else value)
+                                                     for key, value in metadata.items()})
+
+
+def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags: dict[str, str]) -> None:
+    from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
+
+    propagated_tags[ASG_NAME_TAG] = self.name
+    propagated_tags.update(self.instance_tags)
+    associate_public_ip = self.launch_config.associate_public_ip_address if self.launch_config else None
+    version = _template_version(self)
+    launch_template = None
+    if version is not None:
+        launch_template = {"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)}
+    ec2 = self.autoscaling_backend.ec2_backend
+    for subnet_id, zone in _subnet_plan(self, count_needed):
+        reservation = ec2.run_instances(
+            self.image_id,
+            1,
+            self.user_data,
+            self.security_groups,
+            instance_type=self.instance_type,
+            tags={"instance": dict(propagated_tags)},
+            placement=zone,
+            launch_config=self.launch_config,
+            launch_template=launch_template,
+            is_instance_type_default=False,
+            associate_public_ip=associate_public_ip,
+            subnet_id=subnet_id,
+        )
+        for instance in reservation.instances:
+            _apply_profile_and_metadata(self, instance, version.data if version is not None else None)
+            instance.autoscaling_group = self
+            self.instance_states.append(InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in))
+
+
+def install() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.autoscaling.models import FakeAutoScalingGroup
+
+    FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    _installed = True
