@@ -286,10 +286,17 @@ def _normalized_launch_template_data(data, family):
     if "BlockDeviceMappings" in data:
         data["BlockDeviceMappings"] = sorted(data["BlockDeviceMappings"], key=lambda d: d.get("DeviceName", ""))
     if "TagSpecifications" in data:
+        # Tags of the launch template itself are not launch data (some endpoints echo them back here).
         data["TagSpecifications"] = sorted(
-            [{"ResourceType": s["ResourceType"], "Tags": sorted(s.get("Tags", []), key=lambda t: t["Key"])} for s in data["TagSpecifications"]],
+            [
+                {"ResourceType": s["ResourceType"], "Tags": sorted(s.get("Tags", []), key=lambda t: t["Key"])}
+                for s in data["TagSpecifications"]
+                if s.get("ResourceType") != "launch-template"
+            ],
             key=lambda s: s["ResourceType"],
         )
+        if not data["TagSpecifications"]:
+            data.pop("TagSpecifications")
     if data.get("Monitoring") == {"Enabled": False}:
         data.pop("Monitoring")
     return data
@@ -371,10 +378,9 @@ def build_asg_settings(template_id, version, params):
 
 
 def _current_template(asg):
-    spec = asg.get("LaunchTemplate")
-    if not spec and asg.get("MixedInstancesPolicy"):
-        spec = asg["MixedInstancesPolicy"].get("LaunchTemplate", {}).get("LaunchTemplateSpecification")
-    return spec or {}
+    if asg.get("MixedInstancesPolicy"):
+        return asg["MixedInstancesPolicy"].get("LaunchTemplate", {}).get("LaunchTemplateSpecification") or {}
+    return asg.get("LaunchTemplate") or {}
 
 
 def asg_template_version(asg):
