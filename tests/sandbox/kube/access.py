@@ -58,6 +58,12 @@ def map_identity(arn, cluster, access_entries, aws_auth):
     """The Identity for this STS caller ARN on this cluster, or None when unmapped (401)."""
     canonical = canonical_principal_arn(arn)
     mode = (cluster.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP"
+    creator = cluster.get("creatorArn") or ""
+    if cluster.get("bootstrapClusterCreatorAdminPermissions", True) and creator.lower() == canonical.lower() \
+            and (mode == "CONFIG_MAP" or ":iam::" not in creator):
+        # CONFIG_MAP: EKS's invisible creator admin. API modes: the AWS side could not create the creator's access
+        # entry because moto's default identity (arn:aws:sts::<account>:user/moto) is not an IAM principal.
+        return Identity(arn, "kubernetes-admin", ["system:masters"], [], "cluster-creator")
     if mode in ("API", "API_AND_CONFIG_MAP"):
         entry = find_access_entry(access_entries, canonical)
         if entry is not None:
@@ -68,9 +74,6 @@ def map_identity(arn, cluster, access_entries, aws_auth):
             return Identity(arn, username, list(entry.get("kubernetesGroups") or []), list(entry.get("accessPolicies") or []),
                             "access-entry")
     if mode in ("CONFIG_MAP", "API_AND_CONFIG_MAP"):
-        if mode == "CONFIG_MAP" and cluster.get("bootstrapClusterCreatorAdminPermissions", True) \
-                and cluster.get("creatorArn") and cluster["creatorArn"].lower() == canonical.lower():
-            return Identity(arn, "kubernetes-admin", ["system:masters"], [], "cluster-creator")
         mapped = aws_auth.lookup(canonical)
         if mapped is not None:
             username = _render_username(mapped["username"] or canonical, arn, canonical)
