@@ -210,18 +210,39 @@ def check_user_data_size(text):
         )
 
 
+def check_kubelet_config(kubelet_config):
+    """nodeadm's NodeConfig schema takes only mappings as kubelet.config values (evictionHard, kubeReserved, ...)."""
+    for key, value in sorted((kubelet_config or {}).items()):
+        if not isinstance(value, dict):
+            raise UserDataError(
+                "kubelet_config.{0} is {1!r}, but nodeadm's NodeConfig schema accepts only mappings under kubelet.config"
+                " (for example evictionHard or kubeReserved); set scalar settings with kubelet_flags (for example --{2}=...)"
+                " and max pods with max_pods".format(key, value, re_dash(key))
+            )
+
+
+def re_dash(name):
+    """kubeletConfigField -> kubelet-config-field (the flag spelling)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
 def node_config(cluster_info, labels, taints, max_pods, kubelet_config, kubelet_flags):
-    """Our NodeConfig (a dict) for nodeadm."""
-    config = {}
+    """Our NodeConfig (a dict) for nodeadm.
+
+    Max pods go in `maxPodsExpression` (a CEL integer literal): nodeadm's schema accepts only
+    mappings as `kubelet.config` values, and nodeadm computes kubeReserved from the expression's
+    result. Cluster DNS is left to nodeadm, which derives it from `cidr`.
+    """
+    check_kubelet_config(kubelet_config)
+    kubelet = {}
+    if kubelet_config:
+        kubelet["config"] = dict(kubelet_config)
     if max_pods is not None:
-        config["maxPods"] = max_pods
-    config["clusterDNS"] = [cluster_info["dns_ip"]]
-    config.update(kubelet_config or {})
+        kubelet["maxPodsExpression"] = str(max_pods)
     flags = kubelet_label_and_taint_flags(labels, taints) + list(kubelet_flags or [])
-    kubelet = {"config": config}
     if flags:
         kubelet["flags"] = flags
-    return {
+    document = {
         "apiVersion": NODECONFIG_API_VERSION,
         "kind": "NodeConfig",
         "spec": {
@@ -231,9 +252,11 @@ def node_config(cluster_info, labels, taints, max_pods, kubelet_config, kubelet_
                 "certificateAuthority": cluster_info["certificate_authority"],
                 "cidr": cluster_info["service_cidr"],
             },
-            "kubelet": kubelet,
         },
     }
+    if kubelet:
+        document["spec"]["kubelet"] = kubelet
+    return document
 
 
 def extra_node_config_document(part, index, cluster_info):

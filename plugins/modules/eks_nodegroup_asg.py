@@ -9,7 +9,7 @@ module: eks_nodegroup_asg
 short_description: Self-managed EKS worker nodes as one launch template and one Auto Scaling group
 version_added: 1.0.0
 description:
-  - Creates, updates or deletes a self-managed node group of an EKS cluster: an EC2 launch template
+  - Creates, updates or deletes a self-managed node group of an EKS cluster, made of an EC2 launch template
     (EKS-optimized AMI pinned as a concrete C(ami-) id, bootstrap user data rendered from DescribeCluster)
     and an Auto Scaling group launching from it across several availability zones.
   - A change of the launch template data makes a new launch template version and points the ASG at it;

@@ -1,0 +1,248 @@
+"""Bootstrap user data per AMI family: rendered, parsed back, validated against nodeadm's schema."""
+
+import base64
+import shlex
+import tomllib
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils import userdata as ud
+
+CRD = yaml.safe_load((Path(__file__).parent / "fixtures" / "nodeconfig-crd.yaml").read_text())
+NODECONFIG_SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+
+CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
+CLUSTER = {
+    "name": "demo",
+    "status": "ACTIVE",
+    "endpoint": "https://127.0.0.1:6443",
+    "certificateAuthority": {"data": CA},
+    "kubernetesNetworkConfig": {"serviceIpv4Cidr": "172.20.0.0/16"},
+}
+INFO = ud.cluster_bootstrap_info(CLUSTER)
+LABELS = {"selfmanaged.eks/nodegroup": "general", "tier": "web"}
+TAINTS = [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}, {"key": "spot", "value": None, "effect": "PreferNoSchedule"}]
+
+
+def validate_nodeconfig(document):
+    """Validate against the CRD's openAPIV3Schema (format: byte checked by hand: jsonschema ignores it)."""
+    jsonschema.validate(document, NODECONFIG_SCHEMA)
+    ca = ((document.get("spec") or {}).get("cluster") or {}).get("certificateAuthority")
+    if ca is not None:
+        base64.b64decode(ca, validate=True)
+
+
+def test_cluster_info_from_describe_cluster():
+    assert INFO == {
+        "name": "demo",
+        "endpoint": "https://127.0.0.1:6443",
+        "certificate_authority": CA,
+        "service_cidr": "172.20.0.0/16",
+        "dns_ip": "172.20.0.10",
+    }
+
+
+def test_cluster_dns_ip_is_network_plus_ten():
+    assert ud.cluster_dns_ip("10.100.0.0/16") == "10.100.0.10"
+    assert ud.cluster_dns_ip("fd00:1234::/108") == "fd00:1234::a"
+
+
+def test_cluster_without_endpoint_yet_is_refused_with_what_is_missing():
+    with pytest.raises(ud.UserDataError, match="no certificate_authority, endpoint"):
+        ud.cluster_bootstrap_info({"name": "demo", "kubernetesNetworkConfig": {"serviceIpv4Cidr": "172.20.0.0/16"}})
+
+
+# --- AL2023 (nodeadm) ---------------------------------------------------------------------
+
+
+def render_al2023(**kwargs):
+    args = dict(labels=LABELS, taints=TAINTS, max_pods=29)
+    args.update(kwargs)
+    return ud.render_user_data("al2023", INFO, **args)
+
+
+def test_al2023_is_mime_with_a_nodeconfig_naming_the_cluster():
+    text = render_al2023()
+    assert text.startswith("MIME-Version: 1.0\n")
+    parsed = ud.parse_nodeadm(text)
+    assert parsed["scripts"] == []
+    [config] = parsed["node_configs"]
+    validate_nodeconfig(config)
+    assert config["apiVersion"] == "node.eks.aws/v1alpha1"
+    assert config["kind"] == "NodeConfig"
+    assert config["spec"]["cluster"] == {
+        "name": "demo",
+        "apiServerEndpoint": "https://127.0.0.1:6443",
+        "certificateAuthority": CA,
+        "cidr": "172.20.0.0/16",
+    }
+    # nodeadm's schema takes only mappings under kubelet.config: max pods is a CEL literal
+    assert config["spec"]["kubelet"]["maxPodsExpression"] == "29"
+    assert "config" not in config["spec"]["kubelet"]
+    assert config["spec"]["kubelet"]["flags"] == [
+        "--node-labels=selfmanaged.eks/nodegroup=general,tier=web",
+        "--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule",
+    ]
+
+
+def test_al2023_scripts_come_first_and_extra_parts_after_ours():
+    text = render_al2023(
+        pre_bootstrap_scripts=["echo one", "#!/bin/sh\necho two\n"],
+        extra_node_config=[{"kubelet": {"maxPodsExpression": "50"}}, {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"featureGates": {"X": True}}}],
+        kubelet_config={"evictionHard": {"memory.available": "5%"}},
+        kubelet_flags=["--v=2"],
+    )
+    parsed = ud.parse_nodeadm(text)
+    assert parsed["scripts"][0].endswith("echo one")
+    assert parsed["scripts"][0].startswith("#!/bin/bash")
+    assert parsed["scripts"][1] == "#!/bin/sh\necho two"
+    ours, extra1, extra2 = parsed["node_configs"]
+    for config in parsed["node_configs"]:
+        validate_nodeconfig(config)
+    assert ours["spec"]["kubelet"]["config"] == {"evictionHard": {"memory.available": "5%"}}
+    assert ours["spec"]["kubelet"]["flags"][-1] == "--v=2"
+    assert extra1 == {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": {"maxPodsExpression": "50"}}}
+    assert extra2["spec"] == {"featureGates": {"X": True}}
+
+
+def test_al2023_kubelet_config_scalars_are_refused_with_the_flag_to_use():
+    with pytest.raises(ud.UserDataError, match="kubelet_config.shutdownGracePeriod is '30s'.*--shutdown-grace-period="):
+        render_al2023(kubelet_config={"shutdownGracePeriod": "30s"})
+
+
+def test_al2023_without_max_pods_leaves_it_to_nodeadm():
+    [config] = ud.parse_nodeadm(ud.render_user_data("al2023", INFO))["node_configs"]
+    validate_nodeconfig(config)
+    assert "kubelet" not in config["spec"]
+
+
+def test_al2023_rendering_is_deterministic():
+    assert render_al2023() == render_al2023()
+    reordered = dict(reversed(list(LABELS.items())))
+    assert render_al2023(labels=reordered, taints=list(reversed(TAINTS))) == render_al2023()
+
+
+def test_al2023_extra_part_may_not_point_nodes_at_another_ca():
+    with pytest.raises(ud.UserDataError, match=r"extra_node_config\[0\] sets spec.cluster.certificateAuthority"):
+        render_al2023(extra_node_config=[{"cluster": {"certificateAuthority": base64.b64encode(b"other").decode()}}])
+
+
+def test_al2023_extra_part_of_another_kind_is_refused():
+    with pytest.raises(ud.UserDataError, match="nodeadm reads only kind NodeConfig"):
+        render_al2023(extra_node_config=[{"apiVersion": "v1", "kind": "ConfigMap", "spec": {}}])
+
+
+def test_semantics_ignore_formatting_but_see_changes():
+    text = render_al2023()
+    reformatted = text.replace("--//selfmanaged-eks//", "--XYZ").replace('boundary="//selfmanaged-eks//"', 'boundary="XYZ"')
+    assert ud.user_data_semantics("al2023", reformatted) == ud.user_data_semantics("al2023", text)
+    assert ud.user_data_semantics("al2023", render_al2023(max_pods=30)) != ud.user_data_semantics("al2023", text)
+
+
+# --- AL2 (bootstrap.sh) ---------------------------------------------------------------------
+
+
+def test_al2_calls_bootstrap_sh_with_cluster_values_and_kubelet_args():
+    text = ud.render_user_data("al2", INFO, labels=LABELS, taints=TAINTS, max_pods=17, pre_bootstrap_scripts=["yum install -y htop"])
+    assert text.startswith("#!/bin/bash\n")
+    parsed = ud.parse_al2(text)
+    assert "yum install -y htop" in parsed["script"]
+    args = parsed["bootstrap_args"]
+    assert args[0] == "demo"
+    assert args[args.index("--b64-cluster-ca") + 1] == CA
+    assert args[args.index("--apiserver-endpoint") + 1] == "https://127.0.0.1:6443"
+    assert args[args.index("--dns-cluster-ip") + 1] == "172.20.0.10"
+    assert args[args.index("--use-max-pods") + 1] == "false"
+    kubelet_args = shlex.split(args[args.index("--kubelet-extra-args") + 1])
+    assert kubelet_args == [
+        "--node-labels=selfmanaged.eks/nodegroup=general,tier=web",
+        "--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule",
+        "--max-pods=17",
+    ]
+
+
+def test_al2_refuses_kubelet_config_it_cannot_apply():
+    with pytest.raises(ud.UserDataError, match="kubelet_config needs nodeadm"):
+        ud.render_user_data("al2", INFO, kubelet_config={"evictionHard": {"memory.available": "5%"}})
+
+
+# --- Bottlerocket ---------------------------------------------------------------------------
+
+
+def test_bottlerocket_toml_parses_back_with_quoted_dotted_keys():
+    text = ud.render_user_data("bottlerocket", INFO, labels=LABELS, taints=TAINTS, max_pods=29, bottlerocket_settings={"kubernetes": {"eviction-hard": {"memory.available": "15%"}}})
+    settings = tomllib.loads(text)["settings"]
+    kubernetes = settings["kubernetes"]
+    assert kubernetes["cluster-name"] == "demo"
+    assert kubernetes["api-server"] == "https://127.0.0.1:6443"
+    assert kubernetes["cluster-certificate"] == CA
+    assert kubernetes["cluster-dns-ip"] == "172.20.0.10"
+    assert kubernetes["max-pods"] == 29
+    assert kubernetes["node-labels"] == LABELS
+    assert kubernetes["node-taints"] == {"dedicated": "gpu:NoSchedule", "spot": ":PreferNoSchedule"}
+    assert kubernetes["eviction-hard"] == {"memory.available": "15%"}
+    assert '"selfmanaged.eks/nodegroup" = "general"' in text
+
+
+def test_bottlerocket_refuses_shell_scripts():
+    with pytest.raises(ud.UserDataError, match="Bottlerocket has no shell"):
+        ud.render_user_data("bottlerocket", INFO, pre_bootstrap_scripts=["echo hi"])
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["", "-bad", "UPPER.example.com/x", "a/b/c", "x" * 64, "example.com/"])
+def test_invalid_label_keys_are_refused_naming_the_key(key):
+    with pytest.raises(ud.UserDataError, match="invalid labels key"):
+        ud.render_user_data("al2023", INFO, labels={key: "v"})
+
+
+@pytest.mark.parametrize("key", ["app", "example.com/app", "node.kubernetes.io/role", "a_b.c-d"])
+def test_valid_label_keys_are_accepted(key):
+    ud.render_user_data("al2023", INFO, labels={key: "v"})
+
+
+def test_label_value_must_be_a_string():
+    with pytest.raises(ud.UserDataError, match="quote values"):
+        ud.render_user_data("al2023", INFO, labels={"gpu": True})
+
+
+def test_invalid_taint_effect_names_the_effect_and_choices():
+    with pytest.raises(ud.UserDataError, match="invalid effect 'NoRun' of taint 'spot': use one of NoSchedule, PreferNoSchedule, NoExecute"):
+        ud.render_user_data("al2023", INFO, taints=[{"key": "spot", "value": "true", "effect": "NoRun"}])
+
+
+def test_user_data_over_16_kb_is_refused_with_size():
+    big = "echo " + "x" * 17000
+    with pytest.raises(ud.UserDataError, match=r"over EC2's limit of 16384 bytes"):
+        ud.render_user_data("al2023", INFO, pre_bootstrap_scripts=[big])
+
+
+def test_unknown_format_is_refused():
+    with pytest.raises(ud.UserDataError, match="unknown bootstrap format 'windows'"):
+        ud.render_user_data("windows", INFO)
+
+
+# --- instance user data vs the cluster --------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["al2023", "al2", "bottlerocket"])
+def test_bootstrap_mismatches_empty_for_our_own_user_data(family):
+    assert ud.bootstrap_mismatches(family, ud.render_user_data(family, INFO, labels=LABELS), INFO) == []
+
+
+@pytest.mark.parametrize("family", ["al2023", "al2", "bottlerocket"])
+def test_bootstrap_mismatches_name_a_wrong_ca(family):
+    other = dict(INFO, certificate_authority=base64.b64encode(b"another CA").decode())
+    problems = ud.bootstrap_mismatches(family, ud.render_user_data(family, other), INFO)
+    assert len(problems) == 1
+    assert problems[0].startswith("cluster CA is")
+
+
+def test_bootstrap_mismatches_for_garbage():
+    assert ud.bootstrap_mismatches("al2023", "#!/bin/bash\necho hi\n", INFO)[0].startswith("its user data is not valid al2023")
+    assert ud.bootstrap_mismatches("al2", "", INFO) == ["the instance has no user data"]
