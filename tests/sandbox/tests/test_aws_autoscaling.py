@@ -1,0 +1,72 @@
+"""ASG instances spread across subnets/AZs; launch template profile, metadata and user data applied."""
+
+import base64
+
+from tests.sandbox import aws_state
+
+USER_DATA = "#!/bin/bash\necho sandbox-node\n"
+
+
+def _template(sandbox, name, image_id):
+    ec2 = sandbox.client("ec2")
+    return ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={
+            "ImageId": image_id,
+            "InstanceType": "m5.large",
+            "IamInstanceProfile": {"Name": "sandbox-test-node-profile"},
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1, "HttpEndpoint": "enabled"},
+            "UserData": base64.b64encode(USER_DATA.encode()).decode(),
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "role", "Value": "node"}]}],
+        },
+    )["LaunchTemplate"]["LaunchTemplateId"]
+
+
+def _image(sandbox):
+    return sandbox.client("ssm").get_parameter(
+        Name="/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id")["Parameter"]["Value"]
+
+
+def test_instances_are_balanced_across_the_groups_subnets(sandbox, network, node_role):
+    asg = sandbox.client("autoscaling")
+    template_id = _template(sandbox, "spread-lt", _image(sandbox))
+    asg.create_auto_scaling_group(AutoScalingGroupName="spread", MinSize=0, MaxSize=12, DesiredCapacity=7,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+                                  VPCZoneIdentifier=",".join(network["subnets"]))
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["spread"])["AutoScalingGroups"][0]
+    zones = sorted(i["AvailabilityZone"] for i in group["Instances"])
+    assert [zones.count(az) for az in network["azs"]] in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
+    asg.set_desired_capacity(AutoScalingGroupName="spread", DesiredCapacity=9)
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["spread"])["AutoScalingGroups"][0]
+    zones = [i["AvailabilityZone"] for i in group["Instances"]]
+    assert [zones.count(az) for az in network["azs"]] == [3, 3, 3]
+    reservations = sandbox.client("ec2").describe_instances(InstanceIds=[i["InstanceId"] for i in group["Instances"]])["Reservations"]
+    subnets = {i["SubnetId"] for r in reservations for i in r["Instances"]}
+    assert subnets == set(network["subnets"])
+
+
+def test_launch_template_profile_metadata_and_user_data_reach_the_instance(sandbox, network, node_role):
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    template_id = _template(sandbox, "profile-lt", _image(sandbox))
+    ec2.create_launch_template_version(LaunchTemplateId=template_id, SourceVersion="1",
+                                       LaunchTemplateData={"MetadataOptions": {"HttpTokens": "optional", "HttpPutResponseHopLimit": 2}})
+    asg.create_auto_scaling_group(AutoScalingGroupName="profiled", MinSize=1, MaxSize=2, DesiredCapacity=1,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
+                                  VPCZoneIdentifier=network["subnets"][0],
+                                  Tags=[{"Key": "kubernetes.io/cluster/profiled-cluster", "Value": "owned", "PropagateAtLaunch": True}])
+    instance_id = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["profiled"])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert instance["IamInstanceProfile"]["Arn"].endswith(":instance-profile/sandbox-test-node-profile")
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"  # version 1, not the newer version 2
+    assert instance["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert tags["role"] == "node" and tags["aws:ec2launchtemplate:version"] == "1"
+    attribute = ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+    assert base64.b64decode(attribute).decode() == USER_DATA
+    associations = ec2.describe_iam_instance_profile_associations(Filters=[{"Name": "instance-id", "Values": [instance_id]}])
+    assert associations["IamInstanceProfileAssociations"][0]["State"] == "associated"
+    [seen] = aws_state.cluster_instances("us-east-1", "profiled-cluster")
+    assert seen["instanceId"] == instance_id and seen["userData"] == USER_DATA
+    assert seen["roleArns"] == [node_role]
+    assert seen["imageName"].startswith("amazon-eks-node-al2023-x86_64-standard-1.31-v")
+    assert aws_state.instance_type_max_pods(seen["instanceType"]) == 29
