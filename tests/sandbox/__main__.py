@@ -1,0 +1,41 @@
+"""``python -m tests.sandbox``: start the sandbox, print the environment to export, run until
+Ctrl-C or SIGTERM, then stop cleanly."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import threading
+
+from tests.sandbox.server import Sandbox, SandboxSettings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.sandbox", description=__doc__)
+    parser.add_argument("--port", type=int, default=0, help="AWS endpoint port on 127.0.0.1 (default: a free port)")
+    parser.add_argument("--region", default="us-east-1")
+    parser.add_argument("--status-delay", type=float, default=SandboxSettings.status_delay,
+                        help="seconds EKS resources stay CREATING/UPDATING/DELETING")
+    parser.add_argument("--state-dir", default=None, help="where kubeconfigs and CA files go (default: a temporary directory)")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    settings = SandboxSettings(region=args.region, port=args.port, status_delay=args.status_delay, state_dir=args.state_dir)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    sandbox = Sandbox(settings).start()
+    try:
+        for key, value in sandbox.env().items():
+            print(f"export {key}={shlex.quote(value)}")
+        print(f"# sandbox ready in {sandbox.startup_seconds:.2f}s; state in {settings.state_dir}; Ctrl-C to stop", flush=True)
+        stop.wait()
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
