@@ -60,8 +60,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._send_json(exc.code, exc.status(), exc.headers)
 
     def _read_body(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        raw = self._raw_body
         if not raw:
             return None
         content_type = (self.headers.get("Content-Type") or "").split(";")[0]
@@ -104,6 +103,9 @@ class ApiHandler(BaseHTTPRequestHandler):
         self._dispatch("GET")
 
     def _dispatch(self, method):
+        # Always consume the body first: an error answered before reading it would corrupt the keep-alive connection.
+        length = int(self.headers.get("Content-Length") or 0)
+        self._raw_body = self.rfile.read(length) if length else b""
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"

@@ -57,8 +57,12 @@ def create_cluster(sandbox, name=None, mode=None, version="1.31", bootstrap_admi
         kwargs["accessConfig"] = {"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": bootstrap_admin}
     eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets},
                        kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"}, **kwargs)
-    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return eks.describe_cluster(name=name)["cluster"]
+    return wait_for(lambda: _active(eks, name), timeout=60, interval=0.1, message=f"cluster {name} ACTIVE")
+
+
+def _active(eks, name):
+    cluster = eks.describe_cluster(name=name)["cluster"]
+    return cluster if cluster["status"] == "ACTIVE" else None
 
 
 def node_role(sandbox, name=None):
