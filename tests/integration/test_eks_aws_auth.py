@@ -1,0 +1,271 @@
+"""eks_aws_auth against the sandbox: entries written through the EKS token, read back through the Kubernetes API,
+enforced by the sandbox's aws-iam-authenticator stand-in."""
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import boto3
+import pytest
+import yaml
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+
+ACCOUNT = "123456789012"
+NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
+HAND_WRITTEN = """# break-glass admins, keep first
+- rolearn: arn:aws:iam::123456789012:role/break-glass   # ticket OPS-1
+  username: break-glass
+  groups:
+    - system:masters
+- groups: [devs]
+  rolearn: "arn:aws:iam::123456789012:role/devs"
+  username: 'dev:{{SessionName}}'
+"""
+
+
+def aws(sandbox, service, credentials=None):
+    env = sandbox.env()
+    credentials = credentials or {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
+    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"], **credentials)
+
+
+def make_cluster(sandbox, name, cluster_options=None):
+    ec2 = aws(sandbox, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock="10.61.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role_arn = aws(sandbox, "iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    eks = aws(sandbox, "eks")
+    eks.create_cluster(name=name, version="1.31", roleArn=role_arn, resourcesVpcConfig={"subnetIds": subnets}, **(cluster_options or {}))
+    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return name
+
+
+def core_api(sandbox, cluster_name, credentials=None):
+    from kubernetes.client import ApiClient, CoreV1Api
+
+    cluster = aws(sandbox, "eks").describe_cluster(name=cluster_name)["cluster"]
+    return CoreV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(aws(sandbox, "sts", credentials), cluster_name))))
+
+
+def read_aws_auth(sandbox, cluster_name):
+    """(data, resourceVersion) of kube-system/aws-auth, ({}, None) when it does not exist."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        configmap = core_api(sandbox, cluster_name).read_namespaced_config_map("aws-auth", "kube-system")
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}, None
+        raise
+    return configmap.data or {}, configmap.metadata.resource_version
+
+
+def write_aws_auth(sandbox, cluster_name, data):
+    from kubernetes.client import V1ConfigMap, V1ObjectMeta
+    from kubernetes.client.exceptions import ApiException
+
+    api = core_api(sandbox, cluster_name)
+    body = V1ConfigMap(metadata=V1ObjectMeta(name="aws-auth", namespace="kube-system"), data=data)
+    try:
+        api.create_namespaced_config_map("kube-system", body)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        api.replace_namespaced_config_map("aws-auth", "kube-system", body)
+
+
+def entries(data, section="mapRoles"):
+    return yaml.safe_load(data.get(section) or "") or []
+
+
+def role(name):
+    return "arn:aws:iam::{0}:role/{1}".format(ACCOUNT, name)
+
+
+def node_mapping(name="nodes"):
+    return {"rolearn": role(name), "username": NODE_USERNAME, "groups": ["system:bootstrappers", "system:nodes"]}
+
+
+def untemplated(value):
+    """Protect {{...}} username templates from Jinja, as users do with !unsafe in their playbooks."""
+    if isinstance(value, str) and "{{" in value:
+        return "{% raw %}" + value + "{% endraw %}"
+    if isinstance(value, list):
+        return [untemplated(item) for item in value]
+    if isinstance(value, dict):
+        return {key: untemplated(item) for key, item in value.items()}
+    return value
+
+
+def call(module_runner, args, **options):
+    return module_runner("eks_aws_auth", untemplated(args), **options)
+
+
+def run(module_runner, cluster, **args):
+    return call(module_runner, dict(cluster_name=cluster, **args))
+
+
+@pytest.fixture
+def cluster(sandbox, unique_name):
+    return make_cluster(sandbox, unique_name("auth"))
+
+
+def test_add_update_remove_and_second_run_changes_nothing(sandbox, module_runner, cluster):
+    added = run(module_runner, cluster, map_roles=[node_mapping()])
+    assert added.get("failed") is not True, added.get("msg")
+    assert added["changed"] is True
+    data, version = read_aws_auth(sandbox, cluster)
+    assert entries(data) == [node_mapping()]
+    assert added["map_roles"] == [node_mapping()]
+
+    again = run(module_runner, cluster, map_roles=[node_mapping()])
+    assert again["changed"] is False
+    assert read_aws_auth(sandbox, cluster)[1] == version
+
+    updated = run(module_runner, cluster, map_roles=[dict(node_mapping(), groups=["system:bootstrappers", "system:nodes", "eks:kube-proxy-windows"])])
+    assert updated["changed"] is True
+    assert entries(read_aws_auth(sandbox, cluster)[0])[0]["groups"][-1] == "eks:kube-proxy-windows"
+
+    removed = run(module_runner, cluster, map_roles=[{"rolearn": role("nodes")}], state="absent")
+    assert removed["changed"] is True
+    assert entries(read_aws_auth(sandbox, cluster)[0]) == []
+
+
+def test_entries_written_by_others_keep_their_text(sandbox, module_runner, cluster):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN, "mapUsers": "[]", "owner": "platform"})
+    result = run(module_runner, cluster, map_roles=[{"rolearn": role("eks/workers/nodes"), "username": NODE_USERNAME, "groups": ["system:nodes"]}])
+    assert result["changed"] is True
+    assert any("IAM path" in warning for warning in result.get("warnings", []))
+    data, _ = read_aws_auth(sandbox, cluster)
+    assert data["mapRoles"].startswith(HAND_WRITTEN)
+    assert entries(data)[-1] == {"rolearn": role("nodes"), "username": NODE_USERNAME, "groups": ["system:nodes"]}
+    assert data["mapUsers"] == "[]" and data["owner"] == "platform"
+
+
+def test_check_mode_reports_the_change_and_writes_nothing(sandbox, module_runner, cluster):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN})
+    before, version = read_aws_auth(sandbox, cluster)
+    result = call(module_runner, {"cluster_name": cluster, "map_roles": [node_mapping()]}, check=True, diff=True)
+    assert result["changed"] is True
+    assert result["diff"]["after"]["mapRoles"][-1] == node_mapping()
+    assert node_mapping() not in result["diff"]["before"]["mapRoles"]
+    assert read_aws_auth(sandbox, cluster) == (before, version)
+
+
+def test_missing_configmap_is_created_and_check_mode_does_not_create_it(sandbox, module_runner, cluster):
+    assert read_aws_auth(sandbox, cluster) == ({}, None)
+    checked = call(module_runner, {"cluster_name": cluster, "map_accounts": [ACCOUNT]}, check=True)
+    assert checked["changed"] is True
+    assert read_aws_auth(sandbox, cluster) == ({}, None)
+    created = run(module_runner, cluster, map_accounts=[ACCOUNT])
+    assert created["changed"] is True
+    assert entries(read_aws_auth(sandbox, cluster)[0], "mapAccounts") == [ACCOUNT]
+
+
+def test_ten_concurrent_writers_keep_all_their_entries(sandbox, module_runner, cluster):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN})
+    names = ["team-{0}".format(i) for i in range(10)]
+
+    def add(name):
+        return run(module_runner, cluster, map_roles=[{"rolearn": role(name), "username": name, "groups": [name]}])
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        results = list(pool.map(add, names))
+    assert [r.get("msg") for r in results if r.get("failed")] == []
+    assert all(r["changed"] for r in results)
+    data, _ = read_aws_auth(sandbox, cluster)
+    arns = [entry["rolearn"] for entry in entries(data)]
+    assert sorted(arns) == sorted([role("break-glass"), role("devs")] + [role(name) for name in names])
+    assert data["mapRoles"].startswith(HAND_WRITTEN)
+    print("read-change-write attempts per writer:", [r["attempts"] for r in results])
+
+
+def test_unparsable_section_is_refused_and_nothing_changes(sandbox, module_runner, cluster):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN, "mapUsers": "- userarn: arn:aws:iam::123456789012:user/alice\n  groups: [\n"})
+    before = read_aws_auth(sandbox, cluster)
+    result = run(module_runner, cluster, map_roles=[node_mapping()])
+    assert result.get("failed") is True
+    assert "mapUsers does not parse" in result["msg"] and "line" in result["msg"]
+    assert read_aws_auth(sandbox, cluster) == before
+
+
+def test_duplicates_are_reported_and_the_named_arn_ends_up_once(sandbox, module_runner, cluster):
+    duplicated = "- rolearn: {0}\n  username: a\n- rolearn: {1}\n  username: n\n- rolearn: {0}\n  username: b\n- rolearn: {1}\n  username: n2\n".format(
+        role("ci"), role("nodes")
+    )
+    write_aws_auth(sandbox, cluster, {"mapRoles": duplicated})
+    result = run(module_runner, cluster, map_roles=[node_mapping()])
+    assert result["changed"] is True
+    assert any("has 2 entries for {0}".format(role("ci")) in w for w in result.get("warnings", []))
+    after = entries(read_aws_auth(sandbox, cluster)[0])
+    assert [e["rolearn"] for e in after] == [role("ci"), role("ci"), role("nodes")]
+    assert after[-1] == node_mapping()
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ({"map_roles": [{"rolearn": role("nodes")}]}, "neither username nor groups"),
+        ({"map_roles": [{"rolearn": "arn:aws:iam::123456789012:user/alice", "username": "alice"}]}, "put it in map_users"),
+        ({"map_users": [{"userarn": "alice", "username": "alice"}]}, "'alice' is not an IAM user ARN"),
+        ({"map_roles": [node_mapping()], "state": "absent", "exclusive": True}, "exclusive: true only applies to state: present"),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(sandbox, module_runner, cluster, args, expected):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN})
+    before = read_aws_auth(sandbox, cluster)
+    result = run(module_runner, cluster, **args)
+    assert result.get("failed") is True
+    assert expected in result["msg"]
+    assert read_aws_auth(sandbox, cluster) == before
+
+
+def test_backup_file_holds_the_previous_configmap(sandbox, module_runner, cluster, tmp_path):
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN})
+    result = run(module_runner, cluster, map_roles=[node_mapping()], backup=True, backup_dir=str(tmp_path / "backups"))
+    assert result["changed"] is True
+    with open(result["backup_file"]) as handle:
+        backup = yaml.safe_load(handle)
+    assert backup["data"] == {"mapRoles": HAND_WRITTEN}
+    assert backup["metadata"] == {"name": "aws-auth", "namespace": "kube-system"}
+
+
+def assumed_role_credentials(sandbox, name):
+    iam = aws(sandbox, "iam")
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::{0}:root".format(ACCOUNT)}, "Action": "sts:AssumeRole"}]}
+    arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    creds = aws(sandbox, "sts").assume_role(RoleArn=arn, RoleSessionName="it")["Credentials"]
+    return arn, {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"], "AWS_SESSION_TOKEN": creds["SessionToken"]}
+
+
+def test_lockout_guard_protects_the_callers_own_mapping(sandbox, module_runner, cluster, unique_name):
+    admin_arn, admin_env = assumed_role_credentials(sandbox, unique_name("admin"))
+    # The admin role gets in through aws-auth only (it did not create the cluster).
+    setup = run(module_runner, cluster, map_roles=[{"rolearn": admin_arn, "username": "admin", "groups": ["system:masters"]}])
+    assert setup["changed"] is True
+    before = read_aws_auth(sandbox, cluster)
+
+    exclusive = dict(cluster_name=cluster, exclusive=True, map_roles=[node_mapping()])
+    refused = call(module_runner, exclusive, env=admin_env)
+    assert refused.get("failed") is True
+    assert "the identity this task authenticates with" in refused["msg"] and "last system:masters" in refused["msg"]
+    assert read_aws_auth(sandbox, cluster) == before
+    refused_check = call(module_runner, exclusive, env=admin_env, check=True)
+    assert refused_check.get("failed") is True
+
+    absent = call(module_runner, dict(cluster_name=cluster, state="absent", map_roles=[{"rolearn": admin_arn}]), env=admin_env)
+    assert absent.get("failed") is True
+    assert read_aws_auth(sandbox, cluster) == before
+
+    allowed = call(module_runner, dict(exclusive, allow_lockout=True), env=admin_env)
+    assert allowed.get("failed") is not True, allowed.get("msg")
+    assert entries(read_aws_auth(sandbox, cluster)[0]) == [node_mapping()]
+    # The sandbox authenticator now refuses the admin role: the guard was right.
+    locked_out = call(module_runner, dict(cluster_name=cluster, map_accounts=[ACCOUNT]), env=admin_env)
+    assert locked_out.get("failed") is True
+    assert "401" in locked_out["msg"] or "Unauthorized" in locked_out["msg"]
