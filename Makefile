@@ -76,10 +76,14 @@ sandbox-tests: venv
 integration: venv
 	$(BIN)/python -m pytest -q tests/integration
 
+# One fresh sandbox per scenario, its environment exported to molecule.
 molecule: venv
-	@scenarios=$$(ls extensions/molecule 2>/dev/null | grep -v '^default$$' || true); \
+	@scenarios=$$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -r -n1 basename | sort); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
-	cd extensions && for s in $$scenarios; do $(BIN)/molecule test -s $$s; done
+	for s in $$scenarios; do \
+		echo "== molecule scenario $$s"; \
+		$(BIN)/python -m tests.sandbox.with_sandbox -- $(BIN)/molecule test -s $$s; \
+	done
 
 demo: venv
 	$(BIN)/python -m tests.sandbox.demo

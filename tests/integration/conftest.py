@@ -22,11 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def sandbox():
     from tests.sandbox.pytest_support import start_sandbox_for_tests
 
-    sb = start_sandbox_for_tests()
-    try:
-        yield sb
-    finally:
-        sb.stop()
+    yield from start_sandbox_for_tests()
 
 
 @pytest.fixture

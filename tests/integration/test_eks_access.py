@@ -1,0 +1,60 @@
+"""EKS -> Kubernetes access from module_utils, checked against the sandbox's API servers,
+which authenticate tokens the way aws-iam-authenticator does (STS call, cluster id header)."""
+
+import boto3
+import pytest
+from kubernetes import client as k8s
+from kubernetes.client.rest import ApiException
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+
+
+def make_cluster(sandbox, name):
+    eks = sandbox.client("eks")
+    iam = sandbox.client("iam")
+    ec2 = sandbox.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    role = iam.create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets}, version="1.31")
+    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return eks.describe_cluster(name=name)["cluster"]
+
+
+@pytest.fixture
+def two_clusters(sandbox, unique_name):
+    return make_cluster(sandbox, unique_name("a")), make_cluster(sandbox, unique_name("b"))
+
+
+def sts_client(sandbox):
+    return boto3.client("sts", endpoint_url=sandbox.endpoint_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def test_token_from_module_utils_is_accepted_over_verified_tls(sandbox, two_clusters, tmp_path):
+    cluster, _ = two_clusters
+    config = eks_configuration(cluster, EksTokenSource(sts_client(sandbox), cluster["name"]), str(tmp_path))
+    namespaces = k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
+    assert "kube-system" in [ns.metadata.name for ns in namespaces.items]
+
+
+def test_token_for_another_cluster_is_refused(sandbox, two_clusters, tmp_path):
+    cluster_a, cluster_b = two_clusters
+    # Cluster b's endpoint and CA, but a token whose x-k8s-aws-id names cluster a.
+    config = eks_configuration(cluster_b, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path))
+    with pytest.raises(ApiException) as info:
+        k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
+    assert info.value.status == 401
+
+
+def test_tls_is_verified_against_the_cluster_ca(sandbox, two_clusters, tmp_path):
+    cluster_a, cluster_b = two_clusters
+    wrong_ca = dict(cluster_a, certificateAuthority=cluster_b["certificateAuthority"])
+    config = eks_configuration(wrong_ca, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path))
+    config.retries = 0
+    with pytest.raises(Exception) as info:
+        k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "certificate verify failed" in str(info.value)
