@@ -34,7 +34,9 @@ venv: $(STAMP) $(COLLECTION_LINK)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -r requirements-dev.txt
+	# (pip warns about every find-links location of the machine's pip.conf it cannot use: hide only those)
+	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -r requirements-dev.txt 2>&1 \
+		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
 	touch $@
 
 # The checkout itself is the collection: a relative link, nothing copied.
