@@ -303,12 +303,18 @@ def describe_addon(eks, cluster_name, name):
 
 
 def addon_version_entries(eks, **params):
+    """The DescribeAddonVersions `addons` list; empty for an add-on name EKS does not know."""
     entries = []
     token = None
     while True:
         if token:
             params["nextToken"] = token
-        response = eks.describe_addon_versions(aws_retry=True, **params)
+        try:
+            response = eks.describe_addon_versions(aws_retry=True, **params)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return entries
+            raise
         entries.extend(response.get("addons", []))
         token = response.get("nextToken")
         if not token:
@@ -363,6 +369,23 @@ def describe_state(addon):
     if addon is None:
         return "not found"
     return "{0} at {1} ({2})".format(addon.get("status"), addon.get("addonVersion"), health_text(addon))
+
+
+# Most add-on changes settle within seconds: poll often at first, then every few seconds.
+QUICK_PHASE_SECONDS = 10
+QUICK_DELAY = 0.5
+SLOW_DELAY = 5.0
+
+
+def poll(fetch, is_done, describe, timeout, what, is_failed):
+    """wait_until() polling every QUICK_DELAY seconds for the first QUICK_PHASE_SECONDS, then every SLOW_DELAY."""
+    quick = min(timeout, QUICK_PHASE_SECONDS)
+    try:
+        return wait_until(fetch, is_done, describe, quick, what, is_failed, delay=QUICK_DELAY)
+    except WaitTimeout:
+        if timeout <= quick:
+            raise
+    return wait_until(fetch, is_done, describe, timeout - quick, what, is_failed, delay=SLOW_DELAY)
 
 
 class NodeCounter:
@@ -443,9 +466,7 @@ class AddonManager:
             return None
 
         try:
-            addon = wait_until(
-                fetch, is_done, describe_state, timeout, "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name), is_failed
-            )
+            addon = poll(fetch, is_done, describe_state, timeout, "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name), is_failed)
         except (WaitTimeout, WaitFailed) as exc:
             self.module.fail_json(msg=str(exc), addon=camel_dict_to_snake_dict(fetch() or {}, ignore_list=["tags"]))
         self.note_degraded(addon)
@@ -475,7 +496,7 @@ class AddonManager:
             return None
 
         try:
-            wait_until(fetch, lambda a: a is None, describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
+            poll(fetch, lambda a: a is None, describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
         except (WaitTimeout, WaitFailed) as exc:
             self.module.fail_json(msg=str(exc))
 

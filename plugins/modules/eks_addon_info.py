@@ -145,7 +145,12 @@ def version_entries(eks, name, kubernetes_version):
     entries = []
     params = dict(addonName=name, kubernetesVersion=kubernetes_version)
     while True:
-        response = eks.describe_addon_versions(aws_retry=True, **params)
+        try:
+            response = eks.describe_addon_versions(aws_retry=True, **params)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) == "ResourceNotFoundException":
+                return entries  # an add-on name EKS does not know: no versions
+            raise
         entries.extend(e for e in response.get("addons", []) if e.get("addonName") == name)
         if not response.get("nextToken"):
             return entries

@@ -34,10 +34,10 @@ def make_cluster(sandbox, name, version=CLUSTER_VERSION):
         ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
         for i, az in enumerate(["us-east-1a", "us-east-1b"])
     ]
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = aws(sandbox, "iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     eks = aws(sandbox, "eks")
-    eks.create_cluster(
-        name=name, version=version, roleArn="arn:aws:iam::123456789012:role/eks-cluster", resourcesVpcConfig={"subnetIds": subnets}
-    )
+    eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
     eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     return name
 
@@ -61,9 +61,15 @@ def kube_objects(sandbox, cluster_name, kind, namespace="kube-system"):
     return {item.metadata.name for item in items}
 
 
+def unique_cluster_name(prefix):
+    import uuid
+
+    return "{0}-{1}".format(prefix, uuid.uuid4().hex[:8])
+
+
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return make_cluster(sandbox, "addons-it")
+    return make_cluster(sandbox, unique_cluster_name("addons"))
 
 
 def test_default_install_then_no_change(sandbox, module_runner, cluster):
