@@ -73,7 +73,7 @@ class Sandbox:
         from werkzeug.serving import make_server
 
         from tests.sandbox import hooks
-        from tests.sandbox.aws import autoscaling, eks, traffic
+        from tests.sandbox.aws import autoscaling, eks, performance, traffic
 
         settings = self.settings
         if settings.state_dir is None:
@@ -83,6 +83,7 @@ class Sandbox:
             os.makedirs(settings.state_dir, exist_ok=True)
         eks.configure(settings.account_id, settings.status_delay)
         autoscaling.install()
+        performance.install()
         self._seed()
         self._counter = traffic.CallCounter()
         self._faults = traffic.FaultInjector()
