@@ -2,6 +2,8 @@
 
 import logging
 
+import yaml
+
 from . import errors
 from .resources import resource_type
 
@@ -64,9 +66,20 @@ def csidriver(name, addon, attach_required=True):
                  "volumeLifecycleModes": ["Persistent"], "requiresRepublish": False, "storageCapacity": False}})
 
 
+def _configuration(addon):
+    text = addon.get("configurationValues") or ""
+    try:
+        values = yaml.safe_load(text) if text else {}
+    except yaml.YAMLError:
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
 def addon_objects(addon, region):
     """(group, plural, object) tuples an add-on installs."""
     name = addon["addonName"]
+    config = _configuration(addon)
+    replicas = config.get("replicaCount") or (config.get("controller") or {}).get("replicaCount") or 2
     version = addon.get("addonVersion") or "v0.0.0-eksbuild.1"
     role_arn = addon.get("serviceAccountRoleArn")
     ecr = ECR.format(region=region)
@@ -75,7 +88,7 @@ def addon_objects(addon, region):
     if name == "kube-proxy":
         return [service_account("kube-proxy", name), daemonset("kube-proxy", name, f"{ecr}/eks/kube-proxy:{version}", "kube-proxy")]
     if name == "coredns":
-        objects = [service_account("coredns", name), deployment("coredns", name, f"{ecr}/eks/coredns:{version}", 2, "coredns"),
+        objects = [service_account("coredns", name), deployment("coredns", name, f"{ecr}/eks/coredns:{version}", replicas, "coredns"),
                    pdb("coredns", name)]
         objects.append(("", "services", {
             "metadata": {"name": "kube-dns", "namespace": SYSTEM_NAMESPACE, "labels": dict(_labels("kube-dns", name),
@@ -88,12 +101,12 @@ def addon_objects(addon, region):
         return [daemonset("eks-pod-identity-agent", name, f"{ecr}/eks/eks-pod-identity-agent:{version}")]
     if name == "aws-ebs-csi-driver":
         return [service_account("ebs-csi-controller-sa", name, role_arn), service_account("ebs-csi-node-sa", name),
-                deployment("ebs-csi-controller", name, f"{ecr}/eks/aws-ebs-csi-driver:{version}", 2, "ebs-csi-controller-sa"),
+                deployment("ebs-csi-controller", name, f"{ecr}/eks/aws-ebs-csi-driver:{version}", replicas, "ebs-csi-controller-sa"),
                 pdb("ebs-csi-controller", name), daemonset("ebs-csi-node", name, f"{ecr}/eks/aws-ebs-csi-driver:{version}", "ebs-csi-node-sa"),
                 csidriver("ebs.csi.aws.com", name)]
     if name == "aws-efs-csi-driver":
         return [service_account("efs-csi-controller-sa", name, role_arn), service_account("efs-csi-node-sa", name),
-                deployment("efs-csi-controller", name, f"{ecr}/eks/aws-efs-csi-driver:{version}", 2, "efs-csi-controller-sa"),
+                deployment("efs-csi-controller", name, f"{ecr}/eks/aws-efs-csi-driver:{version}", replicas, "efs-csi-controller-sa"),
                 pdb("efs-csi-controller", name), daemonset("efs-csi-node", name, f"{ecr}/eks/aws-efs-csi-driver:{version}", "efs-csi-node-sa"),
                 csidriver("efs.csi.aws.com", name, attach_required=False)]
     if name == "snapshot-controller":
@@ -132,6 +145,8 @@ def _merge_managed(current, desired):
     current["metadata"].setdefault("labels", {}).update(desired["metadata"].get("labels") or {})
     if desired["metadata"].get("annotations"):
         current["metadata"].setdefault("annotations", {}).update(desired["metadata"]["annotations"])
+    if "replicas" in desired.get("spec", {}):
+        current["spec"]["replicas"] = desired["spec"]["replicas"]
     if "spec" in desired and "template" in desired["spec"]:
         containers = current["spec"]["template"]["spec"].get("containers") or []
         if containers:
