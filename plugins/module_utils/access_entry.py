@@ -99,8 +99,11 @@ def _check_name(kind, value):
     lowered = value.lower()
     for prefix in RESERVED_PREFIXES:
         if lowered.startswith(prefix):
+            hint = "; for cluster admin rights associate AmazonEKSClusterAdminPolicy instead" if lowered == "system:masters" else ""
             raise AccessEntryError(
-                "{0} {1!r} starts with {2!r}, which EKS reserves ({3}); choose a name without it".format(kind, value, prefix, ", ".join(RESERVED_PREFIXES))
+                "{0} {1!r} starts with {2!r}, which EKS reserves ({3}); choose a name without it{4}".format(
+                    kind, value, prefix, ", ".join(RESERVED_PREFIXES), hint
+                )
             )
 
 
