@@ -195,6 +195,14 @@ def _get_cluster(region: str, name: str, *, settle: bool = True):
     return cluster
 
 
+def settle(region: str, name: str | None) -> None:
+    """Bring a cluster's status up to date before moto serves a request about it (node groups,
+    Fargate profiles read moto's ``cluster.status``)."""
+    if name:
+        with _lock:
+            _get_cluster(region, name)
+
+
 def _adopt(cluster, region: str) -> None:
     cluster.sandbox = SandboxClusterState(region=region, status="ACTIVE", ready_at=0.0,
                                           endpoint=cluster.endpoint,
@@ -1457,8 +1465,8 @@ def list_access_policies(request: EksRequest) -> tuple[int, dict]:
 
 
 # ---------------------------------------------------------------------------------------
-# Tags on the resources this module owns (clusters, add-ons, access entries); node groups and
-# Fargate profiles fall through to moto.
+# Tags on clusters, add-ons, access entries, node groups and Fargate profiles (moto's own
+# tagging cannot find node groups by ARN).
 
 
 def _tagged_resource(region: str, arn: str) -> dict | None:
@@ -1477,6 +1485,12 @@ def _tagged_resource(region: str, arn: str) -> dict | None:
         for entry in cluster.sandbox.access_entries.values():
             if entry["accessEntryArn"] == arn:
                 return entry["tags"]
+        for nodegroup in cluster.nodegroups.values():
+            if nodegroup.arn == arn:
+                return nodegroup.tags
+        for profile in cluster.fargate_profiles.values():
+            if profile.fargate_profile_arn == arn:
+                return profile.tags
     return None
 
 

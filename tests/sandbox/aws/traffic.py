@@ -318,6 +318,7 @@ class SandboxMiddleware:
                 headers = dict(headers, **{"Content-Length": str(len(payload)), "x-amzn-RequestId": str(uuid.uuid4())})
                 _start(start_response, status, list(headers.items()))
                 return [payload]
+            eks.settle(call.region, params.get("name"))
         return self.moto_app(environ, start_response)
 
     @staticmethod
