@@ -165,7 +165,9 @@ def desired_access_entry(params):
             where = "access_policies[{0}]".format(index)
             arn = expand_policy_arn(policy.get("policy_arn"), partition)
             if arn in seen:
-                raise AccessEntryError("{0}: {1} is already listed as access_policies[{2}]; list each policy once with all its namespaces".format(where, arn, seen[arn]))
+                raise AccessEntryError(
+                    "{0}: {1} is already listed as access_policies[{2}]; list each policy once with all its namespaces".format(where, arn, seen[arn])
+                )
             seen[arn] = index
             desired_policies.append({"policyArn": arn, "accessScope": normalised_scope(policy.get("access_scope"), where)})
     return {

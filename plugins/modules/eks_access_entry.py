@@ -100,7 +100,7 @@ notes:
 seealso:
   - module: selfmanaged.eks.eks_aws_auth
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 """
 
 EXAMPLES = r"""

@@ -131,7 +131,7 @@ notes:
 seealso:
   - module: selfmanaged.eks.eks_access_entry
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 """
 
 EXAMPLES = r"""
