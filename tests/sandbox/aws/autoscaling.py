@@ -11,7 +11,13 @@
   DescribeIamInstanceProfileAssociations), metadata options and user data are applied.
   Launch configurations get their ``IamInstanceProfile`` and ``MetadataOptions`` applied too.
 
-``install()`` patches ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` once.
+- moto scales in by removing the first unprotected instances it holds. AWS's default
+  termination policy first picks the AZ with the most instances, then the instance launched
+  from the oldest launch template version/configuration, then the oldest instance; here the
+  group's instances are ordered that way before moto removes the first ones.
+
+``install()`` patches ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` and wraps
+``set_desired_capacity`` once.
 """
 
 from __future__ import annotations
@@ -112,6 +118,44 @@ def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags
             self.instance_states.append(InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in))
 
 
+def _is_current(group, state, version) -> bool:
+    instance = state.instance
+    if version is not None:
+        tags = instance.ec2_backend.tags.get(instance.id, {})
+        return tags.get("aws:ec2launchtemplate:id") == group.ec2_launch_template.id and \
+            tags.get("aws:ec2launchtemplate:version") == str(version.number)
+    return getattr(instance, "image_id", None) == getattr(group.launch_config, "image_id", None)
+
+
+def termination_order(group) -> list:
+    """The group's unprotected InService instances in the order the default termination policy
+    would terminate them."""
+    version = _template_version(group)
+    remaining = [s for s in group.instance_states if not s.protected_from_scale_in]
+    order = []
+    while remaining:
+        per_zone = Counter(s.instance.placement.zone for s in remaining)
+        zone = max(sorted(per_zone), key=lambda z: per_zone[z])
+        in_zone = [s for s in remaining if s.instance.placement.zone == zone]
+        chosen = min(in_zone, key=lambda s: (_is_current(group, s, version), s.instance.launch_time))
+        order.append(chosen)
+        remaining.remove(chosen)
+    return order
+
+
+def _wrap_set_desired_capacity(original):
+    def set_desired_capacity(self, new_capacity):
+        target = self.min_size if new_capacity is None else new_capacity
+        if target is not None and target < len(self.active_instances()):
+            ordered = termination_order(self)
+            protected = [s for s in self.instance_states if s.protected_from_scale_in]
+            self.instance_states = ordered + protected
+        return original(self, new_capacity)
+
+    set_desired_capacity.__wrapped__ = original
+    return set_desired_capacity
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -119,4 +163,5 @@ def install() -> None:
     from moto.autoscaling.models import FakeAutoScalingGroup
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
+    FakeAutoScalingGroup.set_desired_capacity = _wrap_set_desired_capacity(FakeAutoScalingGroup.set_desired_capacity)
     _installed = True

@@ -70,3 +70,19 @@ def test_launch_template_profile_metadata_and_user_data_reach_the_instance(sandb
     assert seen["roleArns"] == [node_role]
     assert seen["imageName"].startswith("amazon-eks-node-al2023-x86_64-standard-1.31-v")
     assert aws_state.instance_type_max_pods(seen["instanceType"]) == 29
+
+
+def test_scale_in_keeps_azs_balanced_and_removes_outdated_instances_first(sandbox, network, node_role):
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    template_id = _template(sandbox, "scale-in-lt", _image(sandbox))
+    asg.create_auto_scaling_group(AutoScalingGroupName="scale-in", MinSize=0, MaxSize=12, DesiredCapacity=6,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
+                                  VPCZoneIdentifier=",".join(network["subnets"]))
+    old = {i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["scale-in"])["AutoScalingGroups"][0]["Instances"]}
+    ec2.create_launch_template_version(LaunchTemplateId=template_id, SourceVersion="1", LaunchTemplateData={"InstanceType": "m5.xlarge"})
+    asg.set_desired_capacity(AutoScalingGroupName="scale-in", DesiredCapacity=12)
+    asg.set_desired_capacity(AutoScalingGroupName="scale-in", DesiredCapacity=6)
+    left = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["scale-in"])["AutoScalingGroups"][0]["Instances"]
+    assert not old & {i["InstanceId"] for i in left}  # the version-1 instances went first
+    assert sorted(i["AvailabilityZone"] for i in left) == sorted(network["azs"] * 2)
+    assert {i["InstanceType"] for i in left} == {"m5.xlarge"}
