@@ -484,7 +484,10 @@ def instance_report(asg, ec2_instances, current_version, current_ami):
     report = []
     for inst in sorted(asg.get("Instances") or [], key=lambda i: i["InstanceId"]):
         ec2 = ec2_instances.get(inst["InstanceId"], {})
-        version = (inst.get("LaunchTemplate") or {}).get("Version")
+        # EC2 tags each instance with the launch template version it was launched from; prefer
+        # that over the ASG's per-instance field, which some endpoints fill from the group's current spec.
+        ec2_tags = {t["Key"]: t["Value"] for t in ec2.get("Tags") or []}
+        version = ec2_tags.get("aws:ec2launchtemplate:version") or (inst.get("LaunchTemplate") or {}).get("Version")
         image_id = ec2.get("ImageId")
         outdated = str(version) != str(current_version) or (image_id is not None and image_id != current_ami)
         report.append(

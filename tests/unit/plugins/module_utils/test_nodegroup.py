@@ -286,3 +286,10 @@ def test_instances_on_an_old_version_or_ami_are_outdated():
     report = ng.instance_report(asg, ec2, 4, "ami-new")
     assert [(r["instance_id"], r["launch_template_version"], r["outdated"]) for r in report] == [("i-1", "3", True), ("i-2", "4", False), ("i-3", "4", True)]
     assert report[1]["private_dns_name"] == "ip-10-0-1-5.ec2.internal"
+
+
+def test_the_instance_launch_template_tag_is_the_version_it_launched_from():
+    asg = current_asg(Instances=[{"InstanceId": "i-1", "LaunchTemplate": {"Version": "4"}}])
+    ec2 = {"i-1": {"ImageId": "ami-new", "Tags": [{"Key": "aws:ec2launchtemplate:version", "Value": "3"}]}}
+    [report] = ng.instance_report(asg, ec2, 4, "ami-new")
+    assert (report["launch_template_version"], report["outdated"]) == ("3", True)
