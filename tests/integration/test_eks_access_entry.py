@@ -4,6 +4,7 @@ import json
 
 import boto3
 import pytest
+import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
@@ -178,24 +179,33 @@ def test_policy_grants_kubernetes_access(sandbox, module_runner, cluster, unique
     assert "kube-system" in [ns.metadata.name for ns in list_namespaces().items]
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        ({"username": "system:admin"}, "starts with 'system:'"),
-        ({"kubernetes_groups": ["system:masters"]}, "AmazonEKSClusterAdminPolicy"),
-        ({"type": "EC2_LINUX", "kubernetes_groups": ["nodes"]}, "EC2_LINUX entries take no kubernetes_groups"),
-        ({"access_policies": [{"policy_arn": "AdministratorAccess!"}]}, "is neither a policy name"),
-        ({"access_policies": [{"policy_arn": "AmazonEKSEditPolicy", "access_scope": {"type": "namespace"}}]}, "needs at least one namespace"),
-        ({"principal_arn": "arn:aws:sts::123456789012:assumed-role/ops/me"}, "'arn:aws:iam::123456789012:role/ops'"),
-    ],
-)
-def test_bad_input_is_refused_with_no_eks_write(sandbox, module_runner, cluster, unique_name, args, expected):
-    args = dict({"principal_arn": create_role(sandbox, unique_name("bad"))}, **args)
+BAD_INPUT = [
+    ({"username": "system:admin"}, "starts with 'system:'"),
+    ({"kubernetes_groups": ["system:masters"]}, "AmazonEKSClusterAdminPolicy"),
+    ({"type": "EC2_LINUX", "kubernetes_groups": ["nodes"]}, "EC2_LINUX entries take no kubernetes_groups"),
+    ({"access_policies": [{"policy_arn": "AdministratorAccess!"}]}, "is neither a policy name"),
+    ({"access_policies": [{"policy_arn": "AmazonEKSEditPolicy", "access_scope": {"type": "namespace"}}]}, "needs at least one namespace"),
+    ({"principal_arn": "arn:aws:sts::123456789012:assumed-role/ops/me"}, "'arn:aws:iam::123456789012:role/ops'"),
+    ({"principal_arn": "arn:aws:iam::123456789012:group/ops"}, "is not an IAM role or user ARN"),
+]
+
+
+def test_bad_input_is_refused_with_no_eks_write(sandbox, playbook, cluster, unique_name, tmp_path):
+    principal = create_role(sandbox, unique_name("bad"))
+    tasks = [
+        {"name": "bad {0}".format(i), "selfmanaged.eks.eks_access_entry": dict({"cluster_name": cluster, "principal_arn": principal}, **args), "ignore_errors": True}
+        for i, (args, _expected) in enumerate(BAD_INPUT)
+    ]
+    path = tmp_path / "bad_input.yml"
+    path.write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
     sandbox.reset_api_calls()
-    result = run(module_runner, cluster, **args)
-    assert result.get("failed") is True
-    assert expected in result["msg"]
+    run = playbook(str(path))
+    for i, (_args, expected) in enumerate(BAD_INPUT):
+        result = run.result("bad {0}".format(i))
+        assert result.get("failed") is True
+        assert expected in result["msg"]
     assert eks_writes(sandbox) == {}
+    assert principal not in aws(sandbox, "eks").list_access_entries(clusterName=cluster)["accessEntries"]
 
 
 def test_config_map_cluster_is_refused_with_the_way_out(sandbox, module_runner, unique_name):

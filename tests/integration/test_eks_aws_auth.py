@@ -207,21 +207,29 @@ def test_duplicates_are_reported_and_the_named_arn_ends_up_once(sandbox, module_
     assert after[-1] == node_mapping()
 
 
-@pytest.mark.parametrize(
-    "args, expected",
-    [
-        ({"map_roles": [{"rolearn": role("nodes")}]}, "neither username nor groups"),
-        ({"map_roles": [{"rolearn": "arn:aws:iam::123456789012:user/alice", "username": "alice"}]}, "put it in map_users"),
-        ({"map_users": [{"userarn": "alice", "username": "alice"}]}, "'alice' is not an IAM user ARN"),
-        ({"map_roles": [node_mapping()], "state": "absent", "exclusive": True}, "exclusive: true only applies to state: present"),
-    ],
-)
-def test_bad_input_is_refused_before_anything_is_written(sandbox, module_runner, cluster, args, expected):
+BAD_INPUT = [
+    ({"map_roles": [{"rolearn": role("nodes")}]}, "neither username nor groups"),
+    ({"map_roles": [{"rolearn": "arn:aws:iam::123456789012:user/alice", "username": "alice"}]}, "put it in map_users"),
+    ({"map_users": [{"userarn": "alice", "username": "alice"}]}, "'alice' is not an IAM user ARN"),
+    ({"map_roles": [node_mapping()], "state": "absent", "exclusive": True}, "exclusive: true only applies to state: present"),
+    ({"map_accounts": ["12345"]}, "not a 12-digit AWS account id"),
+]
+
+
+def test_bad_input_is_refused_before_anything_is_written(sandbox, playbook, cluster, tmp_path):
     write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN})
     before = read_aws_auth(sandbox, cluster)
-    result = run(module_runner, cluster, **args)
-    assert result.get("failed") is True
-    assert expected in result["msg"]
+    tasks = [
+        {"name": "bad {0}".format(i), "selfmanaged.eks.eks_aws_auth": untemplated(dict(args, cluster_name=cluster)), "ignore_errors": True}
+        for i, (args, _expected) in enumerate(BAD_INPUT)
+    ]
+    path = tmp_path / "bad_input.yml"
+    path.write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
+    run = playbook(str(path))
+    for i, (_args, expected) in enumerate(BAD_INPUT):
+        result = run.result("bad {0}".format(i))
+        assert result.get("failed") is True
+        assert expected in result["msg"]
     assert read_aws_auth(sandbox, cluster) == before
 
 
