@@ -1,0 +1,87 @@
+"""eks_oidc_provider against the sandbox: created from the cluster's issuer, idempotent, updated, deleted."""
+
+import boto3
+import pytest
+
+
+def aws(sandbox, service):
+    env = sandbox.env()
+    return boto3.client(
+        service,
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_DEFAULT_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+def ok(result):
+    assert result.get("failed") is not True, result.get("msg")
+    return result
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox):
+    ec2 = aws(sandbox, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
+        for i, az in enumerate(["us-east-1a", "us-east-1b"])
+    ]
+    iam = aws(sandbox, "iam")
+    role = iam.create_role(
+        RoleName="it-oidc-cluster-role",
+        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
+    )["Role"]["Arn"]
+    eks = aws(sandbox, "eks")
+    eks.create_cluster(name="oidc-it", version="1.31", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
+    eks.get_waiter("cluster_active").wait(name="oidc-it", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return eks.describe_cluster(name="oidc-it")["cluster"]
+
+
+def test_provider_lifecycle(sandbox, module_runner, cluster):
+    issuer = cluster["identity"]["oidc"]["issuer"]
+    host_path = issuer[len("https://"):]
+    iam = aws(sandbox, "iam")
+
+    planned = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it"}, check=True))
+    assert planned["changed"] is True
+    assert planned["arn"] == ""
+    assert not [p for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] if p["Arn"].endswith(host_path)]
+
+    created = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "tags": {"cluster": "oidc-it"}}))
+    assert created["changed"] is True
+    assert created["arn"] == "arn:aws:iam::123456789012:oidc-provider/" + host_path
+    stored = iam.get_open_id_connect_provider(OpenIDConnectProviderArn=created["arn"])
+    assert stored["ClientIDList"] == ["sts.amazonaws.com"]
+    assert stored["Url"].rstrip("/").endswith(host_path)
+
+    sandbox.reset_api_calls()
+    # Same provider named by its issuer (with a trailing slash): still no change and no write.
+    again = ok(module_runner("eks_oidc_provider", {"issuer": issuer + "/", "tags": {"cluster": "oidc-it"}}))
+    assert again["changed"] is False
+    assert again["arn"] == created["arn"]
+    iam_calls = sandbox.api_calls().get("iam", {})
+    assert not [op for op in iam_calls if not op.startswith(("Get", "List"))]
+
+    thumb = "9E99A48A9960B14926BB7F3B02E22DA2B0AB7280"
+    updated = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "thumbprints": [thumb], "tags": {"cluster": "oidc-it"}}, diff=True))
+    assert updated["changed"] is True
+    assert updated["thumbprints"] == [thumb.lower()]
+    assert iam.get_open_id_connect_provider(OpenIDConnectProviderArn=created["arn"])["ThumbprintList"] == [thumb.lower()]
+    assert ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "thumbprints": [thumb], "tags": {"cluster": "oidc-it"}}))["changed"] is False
+
+    bad = module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "thumbprints": ["not-a-thumbprint"]})
+    assert bad.get("failed") is True
+    assert "thumbprint 'not-a-thumbprint' is not a SHA-1 fingerprint" in bad["msg"]
+
+    gone = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "state": "absent"}))
+    assert gone["changed"] is True
+    assert not [p for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] if p["Arn"] == created["arn"]]
+    assert ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "state": "absent"}))["changed"] is False
+
+
+def test_missing_cluster_is_a_clear_error(module_runner):
+    result = module_runner("eks_oidc_provider", {"cluster_name": "no-such-cluster"})
+    assert result.get("failed") is True
+    assert "EKS cluster 'no-such-cluster' does not exist" in result["msg"]
