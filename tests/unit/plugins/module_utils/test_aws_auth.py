@@ -253,3 +253,28 @@ def test_backup_is_an_applyable_configmap_with_the_same_data():
     assert document["data"] == configmap["data"]
     assert document["metadata"] == {"name": "aws-auth", "namespace": "kube-system"}
     assert "mapRoles: |" in backup_yaml(configmap)
+
+
+def test_anchors_and_merge_keys_keep_their_meaning_when_rewritten():
+    text = (
+        "- &admin\n  rolearn: {0}\n  username: admin\n  groups: &masters [system:masters]\n"
+        "- <<: *admin\n  rolearn: arn:aws:iam::111122223333:role/admin2\n"
+        "- rolearn: arn:aws:iam::111122223333:role/ops\n  groups: *masters\n"
+    ).format(ADMIN)
+    result = plan({"mapRoles": text}, map_roles=[node_entry()])
+    assert reread(result.data["mapRoles"]) == reread(text) + [node_entry()]
+    removed = plan({"mapRoles": text}, state="absent", map_roles=[{"rolearn": ADMIN}])
+    assert reread(removed.data["mapRoles"]) == reread(text)[1:]
+
+
+def test_windows_line_endings_survive_for_untouched_entries():
+    text = "- rolearn: {0}\r\n  username: admin\r\n  groups: [system:masters]\r\n".format(ADMIN)
+    result = plan({"mapRoles": text}, map_roles=[node_entry()])
+    assert result.data["mapRoles"].startswith(text)
+    assert reread(result.data["mapRoles"]) == reread(text) + [node_entry()]
+
+
+def test_multiple_yaml_documents_are_refused():
+    with pytest.raises(AwsAuthError) as error:
+        plan({"mapRoles": "- rolearn: {0}\n  username: a\n---\n- rolearn: {0}\n  username: b\n".format(ADMIN)}, map_roles=[node_entry()])
+    assert "mapRoles does not parse" in str(error.value)
