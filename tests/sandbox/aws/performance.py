@@ -3,6 +3,12 @@
 moto's ``TaggedEC2Resource.get_tags`` scans every tag of every EC2 resource with regular
 expressions to find one resource's tags, so DescribeInstances is quadratic in the fleet size
 (200 instances: ~3 s; 2,000: minutes). The resource's tags are one dict lookup away.
+
+moto's response serializer works out, for every attribute of every object it serialises, the
+candidate attribute names (alias providers, ``xform_name``), creating several objects each
+time. The candidates depend only on the picker, the object's class, the key and the model
+shape, so they are computed once per combination; the values are still read from each object
+in the same order, so responses are unchanged.
 """
 
 from __future__ import annotations
@@ -24,11 +30,45 @@ def _get_tags(self) -> list[dict[str, str]]:
             for key, value in list(tags.items())]
 
 
+_KEYS_CACHE: dict = {}
+_TRANSFORM_CACHE: dict = {}
+
+
+def _picker_call(self, context):
+    from moto.core.serialize import MISSING, get_value
+
+    obj = context.obj
+    cache_key = (type(self), type(obj), context.key, context.shape)
+    keys = _KEYS_CACHE.get(cache_key)
+    if keys is None:
+        keys = _KEYS_CACHE[cache_key] = tuple(self.get_possible_keys(context))
+    value = None
+    for possible_key in keys:
+        found = get_value(obj, possible_key, MISSING)
+        if found is not MISSING:
+            value = found
+            break
+    if self.response_transformers:
+        key_path = f"{context.key_path}.{context.key}"
+        transform_key = (id(self.response_transformers), key_path)
+        transform = _TRANSFORM_CACHE.get(transform_key, MISSING)
+        if transform is MISSING:
+            transform = next((t for path, t in self.response_transformers.items() if key_path.endswith(path)), None)
+            if len(_TRANSFORM_CACHE) > 100_000:
+                _TRANSFORM_CACHE.clear()
+            _TRANSFORM_CACHE[transform_key] = transform
+        if transform is not None:
+            return transform(value)
+    return value
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
+    from moto.core.serialize import AttributePicker
     from moto.ec2.models.core import TaggedEC2Resource
 
     TaggedEC2Resource.get_tags = _get_tags
+    AttributePicker.__call__ = _picker_call
     _installed = True
