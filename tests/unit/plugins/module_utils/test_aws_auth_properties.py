@@ -166,3 +166,25 @@ def test_exclusive_leaves_exactly_the_named_entries(section, calls_):
     result = plan_change({"mapRoles": text}, desired, "present", exclusive=True)
     after = yaml.safe_load(result.data.get("mapRoles", text)) or []
     assert sorted(entry_key("mapRoles", e) for e in after) == sorted(entry_key("mapRoles", e) for e in desired["mapRoles"])
+
+
+@PROPERTY_SETTINGS
+@given(
+    section=any_section(),
+    accounts=st.lists(st.sampled_from(["111122223333", "000011112222", "444455556666"]), unique=True, max_size=3),
+    users=st.lists(st.sampled_from(["alice", "bob", "ci/deployer"]), unique=True, max_size=3),
+    state=st.sampled_from(["present", "absent"]),
+)
+def test_sections_not_named_stay_byte_identical(section, accounts, users, state):
+    text, _entries = section
+    options = {"map_accounts": accounts, "map_users": [{"userarn": "arn:aws:iam::111122223333:user/" + u, "groups": ["devs"]} for u in users]}
+    desired, _warnings = desired_entries(options, state)
+    data = {"mapRoles": text, "mapAccounts": "- '000011112222'\n"}
+    result = plan_change(data, desired, state)
+    assert result.data["mapRoles"] == text
+    after_accounts = yaml.safe_load(result.data["mapAccounts"]) or []
+    if state == "present":
+        assert sorted(after_accounts) == sorted(set(accounts) | {"000011112222"})
+        assert [e["userarn"].split("/", 1)[1] for e in yaml.safe_load(result.data.get("mapUsers", "[]")) or []] == users
+    else:
+        assert after_accounts == [a for a in ["000011112222"] if a not in accounts]
