@@ -19,7 +19,9 @@ No Ansible imports: the module `eks_aws_auth` drives it, unit tests exercise it 
 """
 
 import copy
+import random
 import re
+import time
 
 try:
     import yaml
@@ -575,6 +577,45 @@ def removes_or_changes_mappings(plan):
             if key not in new or new[key].get("groups") != entry.get("groups"):
                 return True
     return False
+
+
+class TooManyConflicts(Exception):
+    """Every attempt to write conflicted with another writer."""
+
+    def __init__(self, attempts):
+        super().__init__("{0} attempts all conflicted".format(attempts))
+        self.attempts = attempts
+
+
+def conflict_delay(attempt):
+    """Seconds to wait before attempt `attempt + 1`: growing, jittered so racing writers spread out."""
+    return random.uniform(0.05, 0.25) * attempt
+
+
+def write_with_retries(read, change, write, is_conflict, max_attempts=10, sleep=time.sleep, delay=conflict_delay):
+    """Optimistic concurrency: read, change, write with the read version; on a conflict, start over.
+
+    - read() returns the current object (or None);
+    - change(current, attempt) returns what to write, or None when nothing needs writing;
+    - write(current, new) writes it conditionally on `current`'s version and returns the stored
+      object, raising an exception for which is_conflict(exc) is true when someone else wrote first.
+    Returns (current, stored or None, attempts). Raises TooManyConflicts after max_attempts conflicts.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        current = read()
+        new = change(current, attempt)
+        if new is None:
+            return current, None, attempt
+        try:
+            return current, write(current, new), attempt
+        except Exception as exc:  # pylint: disable=broad-except
+            if not is_conflict(exc):
+                raise
+            if attempt >= max_attempts:
+                raise TooManyConflicts(attempt)
+            sleep(delay(attempt))
 
 
 def backup_document(configmap):

@@ -212,7 +212,6 @@ attempts:
 
 import json
 import os
-import random
 import tempfile
 import time
 
@@ -231,12 +230,14 @@ from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleA
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
+    TooManyConflicts,
     backup_yaml,
     caller_mapping_arn,
     desired_entries,
     lockout_problems,
     plan_change,
     removes_or_changes_mappings,
+    write_with_retries,
 )
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client
 
@@ -269,7 +270,7 @@ def write_configmap(core, configmap, data):
 
 def is_conflict(exc):
     # 409: someone else wrote since our read (replace) or created it first (create).
-    return exc.status == 409
+    return isinstance(exc, ApiException) and exc.status == 409
 
 
 def caller_identity_arn(module):
@@ -384,46 +385,48 @@ def main():
 
     core = CoreV1Api(kube_api_client(module))
     params = module.params
-    attempts = 0
-    backup_file = None
-    while True:
-        attempts += 1
-        try:
-            configmap = read_configmap(core)
-        except ApiException as exc:
-            module.fail_json(msg="cannot read {0}/{1}: HTTP {2} {3}".format(NAMESPACE, NAME, exc.status, exc.reason), body=exc.body)
-        current_data = (configmap or {}).get("data") if configmap is not None else None
-        current_version = (configmap or {}).get("metadata", {}).get("resourceVersion")
+    state = {"plan": None, "backup_file": None}
+
+    def change(configmap, attempt):
+        current_data = configmap.get("data") if configmap is not None else None
         try:
             plan = plan_change(current_data, desired, params["state"], params["exclusive"])
         except AwsAuthError as exc:
             module.fail_json(msg=str(exc))
-        if attempts == 1:
+        if attempt == 1:
             for warning in plan.warnings:
                 module.warn(warning)
-        if not plan.changed or module.check_mode:
-            if plan.changed:
-                check_lockout(module, plan)
-            module.exit_json(**result_of(plan, current_version, attempts, module._diff))
+        state["plan"] = plan
+        if not plan.changed:
+            return None
         check_lockout(module, plan)
+        if module.check_mode:
+            return None
         if params["backup"] and configmap is not None:
-            backup_file = save_backup(module, configmap, backup_file)
-        try:
-            stored = write_configmap(core, configmap, plan.data)
-        except ApiException as exc:
-            if is_conflict(exc) and attempts < params["max_attempts"]:
-                time.sleep(random.uniform(0.05, 0.25) * attempts)
-                continue
-            if is_conflict(exc):
-                module.fail_json(
-                    msg="{0}/{1} kept changing under this task: {2} attempts all conflicted (HTTP 409). Nothing of this task was "
-                    "written; raise max_attempts or run fewer writers at once.".format(NAMESPACE, NAME, attempts)
-                )
-            module.fail_json(msg="cannot write {0}/{1}: HTTP {2} {3}".format(NAMESPACE, NAME, exc.status, exc.reason), body=exc.body)
-        result = result_of(plan, stored.get("metadata", {}).get("resourceVersion"), attempts, module._diff)
-        if backup_file:
-            result["backup_file"] = backup_file
-        module.exit_json(**result)
+            state["backup_file"] = save_backup(module, configmap, state["backup_file"])
+        return plan.data
+
+    try:
+        configmap, stored, attempts = write_with_retries(
+            read=lambda: read_configmap(core),
+            change=change,
+            write=lambda current, data: write_configmap(core, current, data),
+            is_conflict=is_conflict,
+            max_attempts=params["max_attempts"],
+        )
+    except TooManyConflicts as exc:
+        module.fail_json(
+            msg="{0}/{1} kept changing under this task: {2} attempts all conflicted (HTTP 409). Nothing of this task was "
+            "written; raise max_attempts or run fewer writers at once.".format(NAMESPACE, NAME, exc.attempts)
+        )
+    except ApiException as exc:
+        module.fail_json(msg="cannot read or write {0}/{1}: HTTP {2} {3}".format(NAMESPACE, NAME, exc.status, exc.reason), body=exc.body)
+
+    written = stored if stored is not None else configmap
+    result = result_of(state["plan"], (written or {}).get("metadata", {}).get("resourceVersion"), attempts, module._diff)
+    if stored is not None and state["backup_file"]:
+        result["backup_file"] = state["backup_file"]
+    module.exit_json(**result)
 
 
 if __name__ == "__main__":
