@@ -67,13 +67,16 @@ class Sandbox:
         if self._server is not None:
             return self
         began = time.monotonic()
+        from tests.sandbox.aws import performance
+
+        performance.cache_available_regions()
         if os.environ.get("MOTO_IAM_LOAD_MANAGED_POLICIES", "").lower() != "true":
             LOG.warning("MOTO_IAM_LOAD_MANAGED_POLICIES is not true; AWS managed IAM policies will be missing")
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
         from tests.sandbox import hooks
-        from tests.sandbox.aws import autoscaling, eks, performance, traffic
+        from tests.sandbox.aws import autoscaling, eks, traffic
 
         settings = self.settings
         if settings.state_dir is None:

@@ -16,6 +16,32 @@ from __future__ import annotations
 _installed = False
 
 
+def cache_available_regions() -> None:
+    """moto calls ``boto3.Session().get_available_regions(...)`` ~50 times while importing,
+    each time from a new session that parses botocore's endpoints.json again (~2.5 s of the
+    sandbox's start-up). The answer is static data: cache it per arguments."""
+    import functools
+
+    import boto3.session
+
+    if getattr(boto3.session.Session.get_available_regions, "_sandbox_cached", False):
+        return
+    original = boto3.session.Session.get_available_regions
+    shared = []  # one session whose loader keeps endpoints.json parsed
+
+    @functools.lru_cache(maxsize=None)
+    def cached(service_name, partition_name="aws", allow_non_regional=False):
+        if not shared:
+            shared.append(boto3.session.Session())
+        return tuple(original(shared[0], service_name, partition_name, allow_non_regional))
+
+    def get_available_regions(self, service_name, partition_name="aws", allow_non_regional=False):
+        return list(cached(service_name, partition_name, allow_non_regional))
+
+    get_available_regions._sandbox_cached = True
+    boto3.session.Session.get_available_regions = get_available_regions
+
+
 def _get_tags(self) -> list[dict[str, str]]:
     from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
