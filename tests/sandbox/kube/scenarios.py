@@ -102,7 +102,8 @@ def ami_id(sandbox, version="1.31", path="amazon-linux-2023/x86_64/standard"):
     return ssm.get_parameter(Name=f"/aws/service/eks/optimized-ami/{version}/{path}/recommended/image_id")["Parameter"]["Value"]
 
 
-def node_group(sandbox, cluster, instance_profile_arn, user_data, size=1, instance_type="m5.large", image_id=None, name=None):
+def node_group(sandbox, cluster, instance_profile_arn, user_data, size=1, instance_type="m5.large", image_id=None, name=None,
+               subnets=None):
     """Launch template + ASG tagged for the cluster (the collection's node group shape); returns the ASG name."""
     name = name or unique("nodes")
     ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
@@ -114,7 +115,7 @@ def node_group(sandbox, cluster, instance_profile_arn, user_data, size=1, instan
     autoscaling.create_auto_scaling_group(
         AutoScalingGroupName=name, MinSize=size, MaxSize=max(size, 1), DesiredCapacity=size,
         LaunchTemplate={"LaunchTemplateId": template, "Version": "$Latest"},
-        VPCZoneIdentifier=",".join(cluster["resourcesVpcConfig"]["subnetIds"]),
+        VPCZoneIdentifier=",".join(subnets or cluster["resourcesVpcConfig"]["subnetIds"]),
         Tags=[{"Key": f"kubernetes.io/cluster/{cluster['name']}", "Value": "owned", "PropagateAtLaunch": True},
               {"Key": "Name", "Value": name, "PropagateAtLaunch": True}])
     return name

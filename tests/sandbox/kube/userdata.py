@@ -54,6 +54,12 @@ def nodeconfig_schema():
     return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
 
+@functools.lru_cache(maxsize=1)
+def nodeconfig_validator():
+    schema = nodeconfig_schema()
+    return jsonschema.validators.validator_for(schema)(schema)
+
+
 def _parse_label_flag(value):
     labels = {}
     for pair in filter(None, value.split(",")):
@@ -113,7 +119,9 @@ def parse_nodeadm(user_data):
         if not isinstance(document, dict) or document.get("kind") != "NodeConfig" or document.get("apiVersion") != "node.eks.aws/v1alpha1":
             raise BootstrapError("application/node.eks.aws part is not a node.eks.aws/v1alpha1 NodeConfig")
         try:
-            jsonschema.validate(document, nodeconfig_schema())
+            error = jsonschema.exceptions.best_match(nodeconfig_validator().iter_errors(document))
+            if error is not None:
+                raise error
         except jsonschema.ValidationError as exc:
             path = ".".join(str(p) for p in exc.absolute_path)
             raise BootstrapError(f"NodeConfig does not validate against the nodeadm schema at {path or '<root>'}: {exc.message}") from None
@@ -215,7 +223,9 @@ def parse_bottlerocket(user_data):
     return boot
 
 
+@functools.lru_cache(maxsize=256)
 def parse_user_data(user_data, image_name, image_description=""):
+    """NodeBootstrap for this user data (cached: all instances of a node group share it; do not mutate the result)."""
     family = ami_family(image_name, image_description)
     if not user_data:
         raise BootstrapError(f"instance has no user data ({family} AMI needs bootstrap configuration)")
