@@ -547,17 +547,18 @@ def _masters(mappings):
     return sorted(key for key, entry in mappings.items() if MASTERS_GROUP in (entry.get("groups") or []))
 
 
-def lockout_problems(before, after, caller_arn):
+def lockout_problems(before, after, caller_arn, caller_uses_access_entry=False):
     """Why going from `before` to `after` (entries per section) would lock people out; [] when it would not.
 
     - the caller's own mapping (caller_arn: the ARN an entry must name, see caller_mapping_arn)
-      disappears or loses system:masters;
+      disappears or loses system:masters, unless the caller authenticates through an access
+      entry (which wins over aws-auth in API_AND_CONFIG_MAP mode);
     - the last system:masters mapping disappears.
     """
     problems = []
     old = effective_mappings(before)
     new = effective_mappings(after)
-    if caller_arn:
+    if caller_arn and not caller_uses_access_entry:
         key = strip_role_path(caller_arn).lower()
         if key in old and key not in new:
             problems.append("it removes the mapping of {0}, the identity this task authenticates with".format(caller_arn))
@@ -566,6 +567,11 @@ def lockout_problems(before, after, caller_arn):
     if _masters(old) and not _masters(new):
         problems.append("it removes the last system:masters mapping ({0})".format(", ".join(_masters(old))))
     return problems
+
+
+def same_principal(arn_a, arn_b):
+    """Whether two IAM ARNs name the same principal for EKS (case-insensitive, role path ignored)."""
+    return strip_role_path(arn_a or "").lower() == strip_role_path(arn_b or "").lower()
 
 
 def removes_or_changes_mappings(plan):

@@ -101,6 +101,8 @@ options:
         C(system:masters) mapping.
       - Without it such changes are refused (for O(exclusive) and for O(state=absent) alike), because
         EKS has no undo for an aws-auth that locks everyone out.
+      - The rule about the task's own mapping does not apply when the cluster (mode C(API_AND_CONFIG_MAP)) has an access
+        entry for that identity, because access entries win over aws-auth. The last C(system:masters) rule always applies.
     type: bool
     default: false
   backup:
@@ -227,7 +229,7 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
     TooManyConflicts,
@@ -237,9 +239,10 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     lockout_problems,
     plan_change,
     removes_or_changes_mappings,
+    same_principal,
     write_with_retries,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeConnectionError, connection_method, kube_api_client
 
 NAMESPACE = "kube-system"
 NAME = "aws-auth"
@@ -282,7 +285,25 @@ def caller_identity_arn(module):
     return caller_mapping_arn(identity["Arn"]), None
 
 
-def check_lockout(module, plan):
+def caller_uses_access_entry(module, cluster, caller):
+    """True when the cluster maps the caller through an access entry, which wins over aws-auth (API_AND_CONFIG_MAP)."""
+    if cluster is None or (cluster.get("accessConfig") or {}).get("authenticationMode") not in ("API", "API_AND_CONFIG_MAP"):
+        return False
+    try:
+        eks = aws_client(module, "eks")
+        kwargs = dict(clusterName=cluster["name"])
+        while True:
+            page = eks.list_access_entries(aws_retry=True, **kwargs)
+            if any(same_principal(arn, caller) for arn in page.get("accessEntries") or []):
+                return True
+            if not page.get("nextToken"):
+                return False
+            kwargs["nextToken"] = page["nextToken"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
+        return False  # cannot tell: guard as if aws-auth were the only way in
+
+
+def check_lockout(module, plan, cluster):
     if module.params["allow_lockout"] or not removes_or_changes_mappings(plan):
         return
     caller, why = caller_identity_arn(module)
@@ -292,7 +313,7 @@ def check_lockout(module, plan):
             "with STS GetCallerIdentity ({0}), so the lockout guard cannot tell whether it removes the task's own access. "
             "Nothing was changed. Give AWS credentials, or set allow_lockout: true if you are sure.".format(why)
         )
-    problems = lockout_problems(plan.before, plan.after, caller)
+    problems = lockout_problems(plan.before, plan.after, caller, caller_uses_access_entry(module, cluster, caller))
     if problems:
         module.fail_json(
             msg="refusing to change aws-auth: {0}. That would lock people out of the cluster and EKS has no undo. Nothing was "
@@ -383,7 +404,22 @@ def main():
     for warning in input_warnings:
         module.warn(warning)
 
-    core = CoreV1Api(kube_api_client(module))
+    cluster = None
+    try:
+        method = connection_method(module.params)
+    except KubeConnectionError as exc:
+        module.fail_json(msg=str(exc))
+    if method == "eks":
+        try:
+            cluster = describe_cluster(aws_client(module, "eks"), module.params["cluster_name"])
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            module.fail_json_aws(exc, msg="cannot describe EKS cluster {0}".format(module.params["cluster_name"]))
+        if cluster and (cluster.get("accessConfig") or {}).get("authenticationMode") == "API":
+            module.warn(
+                "EKS cluster {0} uses authentication mode API, which ignores aws-auth; manage access with "
+                "selfmanaged.eks.eks_access_entry instead".format(module.params["cluster_name"])
+            )
+    core = CoreV1Api(kube_api_client(module, cluster))
     params = module.params
     state = {"plan": None, "backup_file": None}
 
@@ -399,7 +435,7 @@ def main():
         state["plan"] = plan
         if not plan.changed:
             return None
-        check_lockout(module, plan)
+        check_lockout(module, plan, cluster)
         if module.check_mode:
             return None
         if params["backup"] and configmap is not None:

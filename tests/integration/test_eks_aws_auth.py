@@ -277,3 +277,21 @@ def test_lockout_guard_protects_the_callers_own_mapping(sandbox, module_runner, 
     locked_out = call(module_runner, dict(cluster_name=cluster, map_accounts=[ACCOUNT]), env=admin_env)
     assert locked_out.get("failed") is True
     assert "401" in locked_out["msg"] or "Unauthorized" in locked_out["msg"]
+
+
+def test_own_mapping_may_go_when_an_access_entry_lets_the_caller_in(sandbox, module_runner, unique_name):
+    cluster = make_cluster(sandbox, unique_name("auth-api"), {"accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}})
+    admin_arn, admin_env = assumed_role_credentials(sandbox, unique_name("admin"))
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN + "- rolearn: {0}\n  username: admin\n  groups: [system:masters]\n".format(admin_arn)})
+    eks = aws(sandbox, "eks")
+    eks.create_access_entry(clusterName=cluster, principalArn=admin_arn)
+    eks.associate_access_policy(
+        clusterName=cluster, principalArn=admin_arn, policyArn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy", accessScope={"type": "cluster"}
+    )
+    result = call(module_runner, dict(cluster_name=cluster, state="absent", map_roles=[{"rolearn": admin_arn}]), env=admin_env)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    assert read_aws_auth(sandbox, cluster)[0]["mapRoles"] == HAND_WRITTEN
+    # Still in, through the access entry.
+    still_in = call(module_runner, dict(cluster_name=cluster, map_accounts=[ACCOUNT]), env=admin_env)
+    assert still_in.get("failed") is not True, still_in.get("msg")

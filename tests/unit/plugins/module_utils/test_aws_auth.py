@@ -12,6 +12,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     parse_section,
     plan_change,
     removes_or_changes_mappings,
+    same_principal,
 )
 
 ACCOUNT = "111122223333"
@@ -278,3 +279,17 @@ def test_multiple_yaml_documents_are_refused():
     with pytest.raises(AwsAuthError) as error:
         plan({"mapRoles": "- rolearn: {0}\n  username: a\n---\n- rolearn: {0}\n  username: b\n".format(ADMIN)}, map_roles=[node_entry()])
     assert "mapRoles does not parse" in str(error.value)
+
+
+def test_callers_own_mapping_may_go_when_an_access_entry_lets_it_in():
+    data = {"mapRoles": HAND_WRITTEN, "mapUsers": "- userarn: {0}\n  groups: [system:masters]\n".format(ALICE)}
+    result = plan(data, state="absent", map_roles=[{"rolearn": ADMIN}])
+    assert lockout_problems(result.before, result.after, ADMIN) != []
+    assert lockout_problems(result.before, result.after, ADMIN, caller_uses_access_entry=True) == []
+    everything = plan(data, state="absent", map_roles=[{"rolearn": ADMIN}], map_users=[{"userarn": ALICE}])
+    assert any("last system:masters" in p for p in lockout_problems(everything.before, everything.after, ADMIN, caller_uses_access_entry=True))
+
+
+def test_same_principal_ignores_case_and_role_path():
+    assert same_principal("arn:aws:iam::111122223333:role/teams/Admin", ADMIN.upper().replace("ARN:AWS:IAM", "arn:aws:iam"))
+    assert not same_principal(ADMIN, "arn:aws:iam::111122223333:role/admin2")
