@@ -146,10 +146,10 @@ def validate_authentication_mode_move(current, desired):
     if desired is None or current is None or desired == current:
         return
     if AUTHENTICATION_MODES.index(desired) < AUTHENTICATION_MODES.index(current):
+        later = " or ".join(AUTHENTICATION_MODES[AUTHENTICATION_MODES.index(current) + 1:])
         raise ClusterConfigError(
-            "authentication_mode cannot go back from {0} to {1}: EKS only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API; set authentication_mode to {0} or {2}".format(
-                current, desired, " or ".join(AUTHENTICATION_MODES[AUTHENTICATION_MODES.index(current) + 1:]) or current
-            )
+            "authentication_mode cannot go back from {0} to {1}: EKS only moves CONFIG_MAP -> API_AND_CONFIG_MAP -> API; "
+            "set authentication_mode to {0}{2}".format(current, desired, " or " + later if later else "")
         )
 
 

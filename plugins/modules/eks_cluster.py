@@ -24,7 +24,7 @@ description:
     while another update runs, so each change is its own update and every update but the
     last is always waited for.
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   name:
     description:
@@ -440,7 +440,7 @@ class ClusterManager:
         changed = bool(config or path or tags_to_set or tags_to_remove)
         diff = {"before": current, "after": logic.settings_after(current, desired, tags_after)}
         if self.module.check_mode or not changed:
-            planned = [{"type": kind} for kind, _ in config] + [{"type": "VersionUpdate", "version": v} for v in path]
+            planned = [{"type": step[0]} for step in config] + [{"type": "VersionUpdate", "version": v} for v in path]
             return dict(changed=changed, cluster=snake_cluster(cluster), updates=planned, diff=diff)
 
         self.apply_tags(cluster["arn"], tags_to_set, tags_to_remove)
@@ -509,7 +509,7 @@ def main():
         endpoint_private_access=dict(type="bool"),
         public_access_cidrs=dict(type="list", elements="str"),
         logging=dict(type="list", elements="str", choices=list(logic.LOG_TYPES)),
-        secrets_encryption_key_arn=dict(type="str"),
+        secrets_encryption_key_arn=dict(type="str", no_log=False),
         service_ipv4_cidr=dict(type="str"),
         ip_family=dict(type="str", choices=list(logic.IP_FAMILIES)),
         authentication_mode=dict(type="str", choices=list(logic.AUTHENTICATION_MODES)),

@@ -12,7 +12,7 @@ description:
   - Returns clusters as DescribeCluster does, keys in snake_case, in the same shape as the
     C(cluster) return value of M(selfmanaged.eks.eks_cluster).
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   name:
     description:

@@ -18,7 +18,7 @@ description:
     the IAM API, so by default the module sends none and IAM fills one in. Pass O(thumbprints)
     only for partitions or tooling that still need specific values, which are then managed exactly.
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   cluster_name:
     description:
@@ -149,6 +149,10 @@ def provider_result(arn, provider, issuer, host_path):
     return result
 
 
+def diff_view(result):
+    return {key: result[key] for key in ("url", "client_ids", "thumbprints", "tags")}
+
+
 def ensure_present(module, iam, arn, provider, issuer, host_path, thumbprints):
     params = module.params
     client_ids = sorted(set(params["client_ids"]))
@@ -180,7 +184,7 @@ def ensure_present(module, iam, arn, provider, issuer, host_path, thumbprints):
         after["tags"] = dict((k, v) for k, v in before["tags"].items() if k not in tags_to_remove)
         after["tags"].update(tags_to_set)
     changed = bool(add_ids or remove_ids or new_thumbprints or tags_to_set or tags_to_remove)
-    diff = {"before": {k: before[k] for k in ("url", "client_ids", "thumbprints", "tags")}, "after": {k: after[k] for k in ("url", "client_ids", "thumbprints", "tags")}}
+    diff = {"before": diff_view(before), "after": diff_view(after)}
     if not changed or module.check_mode:
         return dict(changed=changed, diff=diff, **after)
     for client_id in add_ids:
@@ -201,7 +205,7 @@ def ensure_absent(module, iam, arn, provider, issuer, host_path):
     if arn is None:
         return dict(changed=False, diff={"before": {}, "after": {}}, **provider_result(None, None, issuer, host_path))
     before = provider_result(arn, provider, issuer, host_path)
-    diff = {"before": {k: before[k] for k in ("url", "client_ids", "thumbprints", "tags")}, "after": {}}
+    diff = {"before": diff_view(before), "after": {}}
     if not module.check_mode:
         try:
             iam.delete_open_id_connect_provider(OpenIDConnectProviderArn=arn, aws_retry=True)
