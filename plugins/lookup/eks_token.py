@@ -7,7 +7,7 @@ name: eks_token
 short_description: A fresh EKS bearer token for a cluster's Kubernetes API
 version_added: 1.0.0
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 description:
   - Returns the token C(aws eks get-token) would print (C(k8s-aws-v1.) followed by a presigned STS
     GetCallerIdentity URL carrying the C(x-k8s-aws-id) header), signed in-process with the AWS

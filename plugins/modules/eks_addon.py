@@ -19,7 +19,7 @@ description:
     node; when such an add-on is C(DEGRADED) and the cluster has no Ready node, the module does
     not fail; it warns and returns RV(degraded_without_nodes=true).
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   cluster_name:
     description:

@@ -14,7 +14,7 @@ description:
   - With O(name), also returns the versions of that add-on compatible with a Kubernetes version
     (O(kubernetes_version), or the cluster's version), highest first, the EKS default flagged.
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   cluster_name:
     description:
