@@ -476,8 +476,10 @@ def suspended_process_changes(desired, current_asg):
 # Instances
 
 
-def instance_report(asg, ec2_instances, current_version, current_ami):
+def instance_report(asg, ec2_instances, current_version, current_ami, current_template_id=None):
     """The ASG's instances with their launch template version and whether they are outdated.
+
+    Outdated: launched from another launch template, another version, or another AMI.
 
     `ec2_instances` maps instance id -> DescribeInstances entry (for image id and DNS name).
     """
@@ -488,8 +490,13 @@ def instance_report(asg, ec2_instances, current_version, current_ami):
         # that over the ASG's per-instance field, which some endpoints fill from the group's current spec.
         ec2_tags = {t["Key"]: t["Value"] for t in ec2.get("Tags") or []}
         version = ec2_tags.get("aws:ec2launchtemplate:version") or (inst.get("LaunchTemplate") or {}).get("Version")
+        template_id = ec2_tags.get("aws:ec2launchtemplate:id") or (inst.get("LaunchTemplate") or {}).get("LaunchTemplateId")
         image_id = ec2.get("ImageId")
-        outdated = str(version) != str(current_version) or (image_id is not None and image_id != current_ami)
+        outdated = (
+            str(version) != str(current_version)
+            or (image_id is not None and image_id != current_ami)
+            or (current_template_id is not None and template_id is not None and template_id != current_template_id)
+        )
         report.append(
             {
                 "instance_id": inst["InstanceId"],

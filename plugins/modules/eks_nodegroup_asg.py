@@ -473,7 +473,7 @@ instances:
       description: EC2 state.
       type: str
     outdated:
-      description: The instance's launch template version or AMI differs from the group's current one.
+      description: The instance was launched from another launch template, version or AMI than the group's current one.
       type: bool
     bootstrap_problems:
       description: Where the instance's own user data disagrees with the cluster (endpoint, CA, name, service CIDR); empty when it matches.
@@ -724,7 +724,7 @@ class NodeGroup:
         instances = []
         if asg:
             ec2_instances = self.ec2_instances([i["InstanceId"] for i in asg.get("Instances") or []])
-            instances = ng.instance_report(asg, ec2_instances, version, ami_id)
+            instances = ng.instance_report(asg, ec2_instances, version, ami_id, template_id)
             for inst in instances:
                 text = self.instance_user_data(inst["instance_id"])
                 inst["bootstrap_problems"] = bootstrap_mismatches(self.family, text, cluster_info) if text is not None else []

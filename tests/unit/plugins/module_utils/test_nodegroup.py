@@ -293,3 +293,11 @@ def test_the_instance_launch_template_tag_is_the_version_it_launched_from():
     ec2 = {"i-1": {"ImageId": "ami-new", "Tags": [{"Key": "aws:ec2launchtemplate:version", "Value": "3"}]}}
     [report] = ng.instance_report(asg, ec2, 4, "ami-new")
     assert (report["launch_template_version"], report["outdated"]) == ("3", True)
+
+
+def test_an_instance_from_another_launch_template_is_outdated():
+    asg = current_asg(Instances=[{"InstanceId": "i-1", "LaunchTemplate": {"LaunchTemplateId": "lt-other", "Version": "1"}}])
+    [report] = ng.instance_report(asg, {"i-1": {"ImageId": "ami-new"}}, 1, "ami-new", "lt-1")
+    assert report["outdated"] is True
+    [same] = ng.instance_report(asg, {"i-1": {"ImageId": "ami-new"}}, 1, "ami-new", "lt-other")
+    assert same["outdated"] is False

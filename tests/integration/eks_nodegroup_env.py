@@ -1,0 +1,77 @@
+"""Shared set-up of the node group integration tests: a cluster in a 3-AZ VPC, a node role, helpers."""
+
+import json
+import time
+
+import boto3
+
+from tests.sandbox.kube.scenarios import kube_client
+from tests.sandbox.kube.scenarios import ready_node_names
+
+LABEL = "selfmanaged.eks/nodegroup"
+WRITE_PREFIXES = ("Create", "Update", "Delete", "Put", "Modify", "Suspend", "Resume", "Attach", "Associate", "Run", "Terminate", "Set")
+TRUST_EC2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST_EKS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def aws(sandbox, service):
+    env = sandbox.env()
+    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
+                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+
+def write_calls(sandbox):
+    """{service: {operation: count}} of the mutating calls since the last reset."""
+    calls = sandbox.api_calls()
+    return {svc: {op: n for op, n in ops.items() if op.startswith(WRITE_PREFIXES)} for svc, ops in calls.items()
+            if any(op.startswith(WRITE_PREFIXES) for op in ops)}
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after {0}s waiting for {1}".format(timeout, what))
+        time.sleep(0.2)
+
+
+class Env:
+    """A cluster in a 3-AZ VPC, a node role with its instance profile, and another VPC's subnets."""
+
+    def __init__(self, sandbox, name, mode="API_AND_CONFIG_MAP"):
+        self.sandbox = sandbox
+        ec2, iam, eks = aws(sandbox, "ec2"), aws(sandbox, "iam"), aws(sandbox, "eks")
+        vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+        self.subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.{0}.0/24".format(i), AvailabilityZone="us-east-1" + az)["Subnet"]["SubnetId"]
+                        for i, az in enumerate("abc")]
+        self.single_az = [self.subnets[0], ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.10.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]]
+        other = ec2.create_vpc(CidrBlock="10.78.0.0/16")["Vpc"]["VpcId"]
+        self.other_vpc_subnets = [ec2.create_subnet(VpcId=other, CidrBlock="10.78.{0}.0/24".format(i), AvailabilityZone="us-east-1" + az)["Subnet"]["SubnetId"]
+                                  for i, az in enumerate("ab")]
+        cluster_role = iam.create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(TRUST_EKS))["Role"]["Arn"]
+        self.node_role = iam.create_role(RoleName=name + "-node", AssumeRolePolicyDocument=json.dumps(TRUST_EC2))["Role"]["Arn"]
+        self.profile = iam.create_instance_profile(InstanceProfileName=name + "-node")["InstanceProfile"]["Arn"]
+        iam.add_role_to_instance_profile(InstanceProfileName=name + "-node", RoleName=name + "-node")
+        self.name = name
+        eks.create_cluster(name=name, version="1.31", roleArn=cluster_role, resourcesVpcConfig={"subnetIds": self.subnets},
+                           kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"},
+                           accessConfig={"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": True})
+        self.cluster = wait_for(lambda: (lambda c: c if c["status"] == "ACTIVE" else None)(eks.describe_cluster(name=name)["cluster"]), what="cluster ACTIVE")
+
+    def group_args(self, group, **overrides):
+        args = dict(name=self.name + "-" + group, cluster_name=self.name, instance_types=["m5.large"], instance_profile=self.profile,
+                    subnets=self.subnets, min_size=2, max_size=4, desired_capacity=2, labels={LABEL: group})
+        args.update(overrides)
+        return args
+
+    def ready_nodes(self, group):
+        import kubernetes
+
+        core = kubernetes.client.CoreV1Api(kube_client(self.sandbox, self.cluster))
+        return ready_node_names(core, label_selector="{0}={1}".format(LABEL, group))
+
+    def authorize(self):
+        aws(self.sandbox, "eks").create_access_entry(clusterName=self.name, principalArn=self.node_role, type="EC2_LINUX")

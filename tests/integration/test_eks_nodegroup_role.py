@@ -1,0 +1,121 @@
+"""The node_bootstrap role against the sandbox: it authorizes the node role the way the cluster's
+authentication mode wants, waits for Ready nodes, and explains instances that do not join."""
+
+import base64
+import json
+import time
+
+import pytest
+
+from tests.integration.eks_nodegroup_env import Env
+from tests.integration.eks_nodegroup_env import aws
+
+
+def role_play(tmp_path, env, groups, **role_vars):
+    variables = dict(
+        node_bootstrap_cluster_name=env.name,
+        node_bootstrap_node_role_arn=env.node_role,
+        node_bootstrap_instance_profile=env.profile,
+        node_bootstrap_subnet_ids=env.subnets,
+        node_bootstrap_node_groups=groups,
+        node_bootstrap_wait_timeout=30,
+        node_bootstrap_wait_delay=1,
+    )
+    variables.update(role_vars)
+    play = [{
+        "name": "node groups",
+        "hosts": "localhost",
+        "connection": "local",
+        "gather_facts": False,
+        "roles": [{"role": "selfmanaged.eks.node_bootstrap", "vars": variables}],
+        "post_tasks": [{"name": "groups", "ansible.builtin.debug": {"var": "node_bootstrap_groups"}}],
+    }]
+    path = tmp_path / "play-{0}.yml".format(int(time.time() * 1000))
+    path.write_text(json.dumps(play))
+    return str(path)
+
+
+def role_task(run, name):
+    """The result of the role's last task called `name` (the callback prefixes role tasks with the role)."""
+    return run.result("selfmanaged.eks.node_bootstrap : " + name)
+
+
+def fail_message(run):
+    return role_task(run, "Fail with the instances that did not join and why")["msg"]
+
+
+@pytest.fixture(scope="module")
+def api_env(sandbox):
+    return Env(sandbox, "rl-" + str(int(time.time() * 1000) % 10 ** 8), mode="API_AND_CONFIG_MAP")
+
+
+@pytest.fixture(scope="module")
+def configmap_env(sandbox):
+    return Env(sandbox, "rc-" + str(int(time.time() * 1000) % 10 ** 8), mode="CONFIG_MAP")
+
+
+def test_unauthorized_nodes_are_reported_per_instance(api_env, playbook, tmp_path):
+    run = playbook(role_play(tmp_path, api_env, [{"name": "noauth", "min_size": 2, "desired_capacity": 2}],
+                             node_bootstrap_authorization="none", node_bootstrap_wait_timeout=6))
+    assert run.returncode != 0
+    message = fail_message(run)
+    assert "Node group {0}-noauth: 0 of 2 nodes Ready".format(api_env.name) in message
+    instances = role_task(run, "Node group {0}-noauth".format(api_env.name))["instances"]
+    for instance in instances:
+        assert "- {0} ({1}): not authorized: node role {2} has no EC2_LINUX access entry nor aws-auth mapping".format(
+            instance["instance_id"], instance["private_dns_name"], api_env.node_role) in message
+
+
+def test_access_entry_is_made_and_nodes_become_ready_then_nothing_changes(api_env, playbook, tmp_path):
+    groups = [{"name": "general", "min_size": 2, "desired_capacity": 2, "labels": {"tier": "web"}},
+              {"name": "spot", "min_size": 1, "desired_capacity": 1, "instance_types": ["m5.large", {"instance_type": "m5a.large"}],
+               "mixed_instances": {"on_demand_percentage_above_base_capacity": 0, "spot_allocation_strategy": "price-capacity-optimized"}}]
+    run = playbook(role_play(tmp_path, api_env, groups))
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = {g["name"]: g for g in run.result("groups")["node_bootstrap_groups"]}
+    assert summary["general"]["ready_nodes"] == 2
+    assert summary["spot"]["ready_nodes"] == 1
+    entry = aws(api_env.sandbox, "eks").describe_access_entry(clusterName=api_env.name, principalArn=api_env.node_role)["accessEntry"]
+    assert entry["type"] == "EC2_LINUX"
+    assert len(api_env.ready_nodes("general")) == 2
+
+    again = playbook(role_play(tmp_path, api_env, groups))
+    assert again.returncode == 0
+    assert again.changed_count() == 0
+
+
+def test_aws_auth_is_used_on_a_config_map_cluster(configmap_env, playbook, tmp_path):
+    run = playbook(role_play(tmp_path, configmap_env, [{"name": "cm", "min_size": 1, "desired_capacity": 1}]))
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert role_task(run, "Map the node role in aws-auth")["changed"] is True
+    assert role_task(run, "Give the node role an EC2_LINUX access entry").get("skipped") is True
+    assert len(configmap_env.ready_nodes("cm")) == 1
+
+
+def test_instances_with_wrong_bootstrap_data_are_named(api_env, playbook, tmp_path, module_runner):
+    """Drift: someone launched instances from a hand-made launch template with another CA."""
+    groups = [{"name": "drift", "min_size": 1, "max_size": 3, "desired_capacity": 1}]
+    assert playbook(role_play(tmp_path, api_env, groups)).returncode == 0
+    ec2, autoscaling = aws(api_env.sandbox, "ec2"), aws(api_env.sandbox, "autoscaling")
+    name = "{0}-drift".format(api_env.name)
+    good = ec2.describe_launch_template_versions(LaunchTemplateName=name, Versions=["$Latest"])["LaunchTemplateVersions"][0]
+    text = base64.b64decode(good["LaunchTemplateData"]["UserData"]).decode()
+    wrong_ca = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nnot the cluster CA\n-----END CERTIFICATE-----\n").decode()
+    bad_text = text.replace(api_env.cluster["certificateAuthority"]["data"], wrong_ca)
+    assert bad_text != text
+    bad_data = dict(good["LaunchTemplateData"], UserData=base64.b64encode(bad_text.encode()).decode())
+    # a separate template: the sandbox cannot launch from versions > 1 with user data (moto)
+    bad = ec2.create_launch_template(LaunchTemplateName=name + "-handmade", LaunchTemplateData=bad_data)["LaunchTemplate"]
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName=name, DesiredCapacity=2,
+                                          LaunchTemplate={"LaunchTemplateId": bad["LaunchTemplateId"], "Version": "1"})
+    run = playbook(role_play(tmp_path, api_env, groups, node_bootstrap_wait_timeout=6))
+    assert run.returncode != 0
+    message = fail_message(run)
+    assert "1 of 2 nodes Ready" in message
+    instances = role_task(run, "Node group {0}".format(name))["instances"]
+    [drifted] = [i for i in instances if i["bootstrap_problems"]]
+    assert drifted["outdated"] is True
+    assert "- {0} ({1}): wrong bootstrap data: cluster CA is".format(drifted["instance_id"], drifted["private_dns_name"]) in message
+    # the module pointed the group back at data rendered from the cluster
+    asg = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    assert asg["LaunchTemplate"]["LaunchTemplateId"] == good["LaunchTemplateId"]
