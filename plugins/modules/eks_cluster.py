@@ -411,7 +411,6 @@ class ClusterManager:
             self.module.fail_json_aws(exc, msg="EKS refused to create cluster {0}".format(self.name))
         if params["wait"]:
             cluster = self.wait_active()
-        diff["after"] = logic.cluster_settings(cluster)
         return dict(changed=True, cluster=snake_cluster(cluster), updates=[], diff=diff)
 
     def update(self, cluster, desired):

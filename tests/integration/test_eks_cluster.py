@@ -84,13 +84,16 @@ def test_create_read_back_no_op_update_and_delete(sandbox, module_runner, networ
         tags={"env": "test", "team": "platform"},
     )
 
-    planned = ok(module_runner("eks_cluster", args, check=True))
+    planned = ok(module_runner("eks_cluster", args, check=True, diff=True))
     assert planned["changed"] is True
+    assert planned["diff"]["before"] == {}
+    assert planned["diff"]["after"]["logging"] == ["api", "audit"]
     with pytest.raises(aws(sandbox, "eks").exceptions.ResourceNotFoundException):
         aws(sandbox, "eks").describe_cluster(name=name)
 
-    created = ok(module_runner("eks_cluster", args))
+    created = ok(module_runner("eks_cluster", args, diff=True))
     assert created["changed"] is True
+    assert created["diff"] == planned["diff"]
     cluster = created["cluster"]
     assert cluster["status"] == "ACTIVE"
     assert cluster["version"] == "1.30"
@@ -323,6 +326,7 @@ def test_upgrade_refused_when_a_kubelet_would_fall_too_far_behind(sandbox, modul
 def test_throttling_at_twenty_percent_still_converges(sandbox, module_runner, network, unique_name):
     name = unique_name("cp")
     sandbox.inject_faults("eks", 0.2, seed=4)
+    sandbox.inject_faults("ec2", 0.2, seed=5)
     try:
         created = ok(module_runner("eks_cluster", cluster_args(network, name, logging=["api"])))
         assert created["cluster"]["status"] == "ACTIVE"
