@@ -11,6 +11,18 @@ def sandbox():
     yield from start_sandbox_for_tests()
 
 
+@pytest.fixture
+def slow_transitions(sandbox):
+    """Transitions started during the test take 2 s, so a busy machine still sees the
+    intermediate states (CREATING, UPDATING) the test asserts."""
+    from tests.sandbox.aws import eks
+
+    saved = eks.SETTINGS.status_delay
+    eks.SETTINGS.status_delay = 2.0
+    yield
+    eks.SETTINGS.status_delay = saved
+
+
 @pytest.fixture(scope="session")
 def network(sandbox):
     """A VPC with one subnet in each of three AZs: {"vpc_id", "subnets": [ids], "azs": [names]}."""
@@ -55,7 +67,7 @@ def make_cluster(sandbox, network, cluster_role):
         (client or eks).create_cluster(name=name, version=version, roleArn=cluster_role,
                                        resourcesVpcConfig={"subnetIds": network["subnets"]}, **kwargs)
         created.append(name)
-        eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+        eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
         return name
 
     yield make
@@ -63,7 +75,7 @@ def make_cluster(sandbox, network, cluster_role):
         try:
             for addon in eks.list_addons(clusterName=name)["addons"]:
                 eks.delete_addon(clusterName=name, addonName=addon)
-            eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+            eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
             eks.delete_cluster(name=name)
         except Exception:
             pass

@@ -52,20 +52,20 @@ def test_configuration_schema_is_served_and_enforced(sandbox, make_cluster):
     assert created["configurationValues"] == "replicaCount: 3\n" and created["addonVersion"] == version
 
 
-def test_preserve_is_refused_on_create_and_accepted_on_update(sandbox, make_cluster):
+def test_preserve_is_refused_on_create_and_accepted_on_update(sandbox, make_cluster, slow_transitions):
     eks = sandbox.client("eks")
     name = make_cluster(version="1.31")
     code, message = _error(lambda: eks.create_addon(clusterName=name, addonName="vpc-cni", resolveConflicts="PRESERVE"))
     assert code == "InvalidParameterException" and "PRESERVE" in message
     eks.create_addon(clusterName=name, addonName="vpc-cni", addonVersion="v1.19.2-eksbuild.1", resolveConflicts="OVERWRITE")
-    eks.get_waiter("addon_active").wait(clusterName=name, addonName="vpc-cni", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    eks.get_waiter("addon_active").wait(clusterName=name, addonName="vpc-cni", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     update = eks.update_addon(clusterName=name, addonName="vpc-cni", addonVersion="v1.19.3-eksbuild.1", resolveConflicts="PRESERVE")["update"]
     assert update["type"] == "AddonUpdate"
     assert {p["type"]: p["value"] for p in update["params"]} == {"AddonVersion": "v1.19.3-eksbuild.1", "ResolveConflicts": "PRESERVE"}
     assert eks.describe_addon(clusterName=name, addonName="vpc-cni")["addon"]["status"] == "UPDATING"
     assert eks.list_updates(name=name, addonName="vpc-cni")["updateIds"] == [update["id"]]
     assert eks.list_updates(name=name)["updateIds"] == []  # cluster-level updates only
-    for _ in range(100):
+    for _ in range(200):
         if eks.describe_update(name=name, updateId=update["id"], addonName="vpc-cni")["update"]["status"] == "Successful":
             break
         time.sleep(0.05)
@@ -82,14 +82,14 @@ def test_incompatible_version_refused(sandbox, make_cluster):
     assert code == "InvalidParameterException" and "v1.33.0-eksbuild.2" in message
 
 
-def test_deployment_addons_are_degraded_without_nodes_daemonsets_active(sandbox, make_cluster, node_role):
+def test_deployment_addons_are_degraded_without_nodes_daemonsets_active(sandbox, make_cluster, node_role, slow_transitions):
     eks = sandbox.client("eks")
     name = make_cluster(version="1.33")
     eks.create_addon(clusterName=name, addonName="coredns")
     eks.create_addon(clusterName=name, addonName="kube-proxy")
     eks.create_addon(clusterName=name, addonName="aws-ebs-csi-driver", serviceAccountRoleArn=node_role, tags={"team": "storage"})
     assert eks.describe_addon(clusterName=name, addonName="coredns")["addon"]["status"] == "CREATING"
-    eks.get_waiter("addon_active").wait(clusterName=name, addonName="kube-proxy", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    eks.get_waiter("addon_active").wait(clusterName=name, addonName="kube-proxy", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     time.sleep(0.1)
     coredns = eks.describe_addon(clusterName=name, addonName="coredns")["addon"]
     assert coredns["status"] == "DEGRADED"
@@ -100,5 +100,5 @@ def test_deployment_addons_are_degraded_without_nodes_daemonsets_active(sandbox,
     states = {a["addonName"]: a["status"] for a in aws_state.addons("us-east-1", name)}
     assert states == {"coredns": "DEGRADED", "kube-proxy": "ACTIVE", "aws-ebs-csi-driver": "DEGRADED"}
     eks.delete_addon(clusterName=name, addonName="coredns", preserve=True)
-    eks.get_waiter("addon_deleted").wait(clusterName=name, addonName="coredns", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    eks.get_waiter("addon_deleted").wait(clusterName=name, addonName="coredns", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     assert sorted(eks.list_addons(clusterName=name)["addons"]) == ["aws-ebs-csi-driver", "kube-proxy"]

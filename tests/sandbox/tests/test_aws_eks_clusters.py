@@ -15,7 +15,7 @@ def _error(call):
 
 
 def _wait_update(eks, name, update_id, **scope):
-    for _ in range(100):
+    for _ in range(200):
         update = eks.describe_update(name=name, updateId=update_id, **scope)["update"]
         if update["status"] != "InProgress":
             return update
@@ -30,7 +30,7 @@ def test_create_goes_creating_then_active_with_endpoint_and_ca(sandbox, network,
     assert created["status"] == "CREATING" and "endpoint" not in created
     assert created["accessConfig"] == {"bootstrapClusterCreatorAdminPermissions": True, "authenticationMode": "CONFIG_MAP"}
     assert created["resourcesVpcConfig"]["vpcId"] == network["vpc_id"]
-    eks.get_waiter("cluster_active").wait(name="lifecycle", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    eks.get_waiter("cluster_active").wait(name="lifecycle", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     cluster = eks.describe_cluster(name="lifecycle")["cluster"]
     assert cluster["status"] == "ACTIVE" and cluster["endpoint"].startswith("https://")
     assert cluster["certificateAuthority"]["data"]
@@ -41,7 +41,7 @@ def test_create_goes_creating_then_active_with_endpoint_and_ca(sandbox, network,
     assert state["endpoint"] == cluster["endpoint"] and state["bootstrapClusterCreatorAdminPermissions"] is True
     eks.delete_cluster(name="lifecycle")
     assert eks.describe_cluster(name="lifecycle")["cluster"]["status"] == "DELETING"
-    eks.get_waiter("cluster_deleted").wait(name="lifecycle", WaiterConfig={"Delay": 0.1, "MaxAttempts": 100})
+    eks.get_waiter("cluster_deleted").wait(name="lifecycle", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     assert _error(lambda: eks.describe_cluster(name="lifecycle"))[0] == "ResourceNotFoundException"
     assert aws_state.cluster("us-east-1", "lifecycle") is None
 
@@ -74,7 +74,7 @@ def test_creator_is_recorded_and_gets_an_admin_access_entry(sandbox, network, cl
     assert eks.describe_cluster(name=no_admin)["cluster"]["accessConfig"]["bootstrapClusterCreatorAdminPermissions"] is False
 
 
-def test_version_upgrade_one_minor_at_a_time(sandbox, make_cluster):
+def test_version_upgrade_one_minor_at_a_time(sandbox, make_cluster, slow_transitions):
     eks = sandbox.client("eks")
     name = make_cluster(version="1.30")
     code, message = _error(lambda: eks.update_cluster_version(name=name, version="1.32"))
