@@ -239,6 +239,24 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describ
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 
 POLL_DELAY = 2.0
+KUBE_REQUEST_TIMEOUT = 30
+
+
+def list_all_nodes(core):
+    """Every Node object, page by page, each request bounded so an unreachable API server fails fast."""
+    nodes = []
+    token = None
+    while True:
+        kwargs = {"limit": 500, "_request_timeout": KUBE_REQUEST_TIMEOUT}
+        if token:
+            kwargs["_continue"] = token
+        page = core.list_node(**kwargs)
+        nodes.extend(page.items)
+        # `_continue` before kubernetes 37, `var_continue` in the pydantic-based client.
+        meta = page.metadata
+        token = (getattr(meta, "var_continue", None) or getattr(meta, "_continue", None)) if meta is not None else None
+        if not token:
+            return nodes
 
 
 def snake_cluster(cluster):
@@ -354,7 +372,7 @@ class ClusterManager:
         self.module.params["cluster_name"] = self.name
         api = kube_api_client(self.module, cluster)
         try:
-            nodes = CoreV1Api(api).list_node().items
+            nodes = list_all_nodes(CoreV1Api(api))
         except Exception as exc:  # pylint: disable=broad-except
             self.fail(
                 "cannot list the nodes of cluster {0} to check kubelet versions before the upgrade: {1}; "
