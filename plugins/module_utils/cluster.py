@@ -49,10 +49,15 @@ def format_version(parsed):
 
 def validate_target_version(version):
     """The normalised 'MAJOR.MINOR' of a version the user asked for, or ClusterConfigError."""
-    normalised = format_version(parse_version(version))
+    parsed = parse_version(version)
+    normalised = format_version(parsed)
     if normalised not in SUPPORTED_VERSIONS:
+        hint = ""
+        if format_version((parsed[0], parsed[1] * 10)) in SUPPORTED_VERSIONS:
+            # YAML reads an unquoted 1.30 as the number 1.3.
+            hint = " (quote it in YAML: an unquoted 1.{0}0 is read as the number {1})".format(parsed[1], normalised)
         raise ClusterConfigError(
-            "Kubernetes version {0!r} is not supported; choose one of {1}".format(str(version), ", ".join(SUPPORTED_VERSIONS))
+            "Kubernetes version {0!r} is not supported; choose one of {1}{2}".format(str(version), ", ".join(SUPPORTED_VERSIONS), hint)
         )
     return normalised
 

@@ -316,3 +316,21 @@ def test_update_errors_are_rendered_for_the_user():
         "errors": [{"errorCode": "SubnetNotFound", "errorMessage": "subnet gone", "resourceIds": ["subnet-a"]}],
     }
     assert c.update_errors_message(update) == "update u-1 (VersionUpdate) ended Failed: SubnetNotFound: subnet gone (subnet-a)"
+
+
+def test_an_unquoted_yaml_version_gets_a_hint():
+    with pytest.raises(c.ClusterConfigError) as err:
+        c.validate_target_version(1.3)
+    assert "quote it in YAML: an unquoted 1.30 is read as the number 1.3" in str(err.value)
+
+
+def test_module_documentation_lists_exactly_the_supported_versions():
+    import re
+
+    import yaml
+
+    from ansible_collections.selfmanaged.eks.plugins.modules import eks_cluster
+
+    doc = yaml.safe_load(eks_cluster.DOCUMENTATION)
+    text = " ".join(doc["options"]["version"]["description"])
+    assert tuple(re.findall(r"V\((\d+\.\d+)\)", text)) == c.SUPPORTED_VERSIONS
