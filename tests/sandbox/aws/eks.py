@@ -854,7 +854,6 @@ def update_cluster_config(request: EksRequest) -> tuple[int, dict]:
             wanted = _validate_logging(body["logging"])
             current = _logging_state(cluster.logging)
             new = dict(current)
-            new.update(_logging_state(wanted) if False else {})
             for setup in wanted.get("clusterLogging", []):
                 for log_type in setup.get("types", []):
                     new[log_type] = bool(setup.get("enabled"))

@@ -11,7 +11,6 @@ def _cases():
             for variant in ("standard", "nvidia"):
                 yield (f"/aws/service/eks/optimized-ami/{k8s}/amazon-linux-2023/{arch}/{variant}/recommended/image_id",
                        f"amazon-eks-node-al2023-{arch}-{variant}-{k8s}-v", "Amazon Linux 2023", arch)
-            flavour = "-nvidia" if variant == "nvidia" else ""
         for flavour in ("", "-nvidia"):
             for arch in ("x86_64", "arm64"):
                 yield (f"/aws/service/bottlerocket/aws-k8s-{k8s}{flavour}/{arch}/latest/image_id",
