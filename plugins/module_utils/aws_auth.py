@@ -54,6 +54,15 @@ class AwsAuthLockout(AwsAuthError):
 # ARNs and the input of a call
 
 
+def entry_field(entry, name):
+    """entry[name] matched case-insensitively, the last match winning, as Go's encoding/json reads aws-auth."""
+    value = None
+    for key, item in entry.items():
+        if isinstance(key, str) and key.lower() == name:
+            value = item
+    return value
+
+
 def strip_role_path(arn):
     """arn:aws:iam::1:role/path/to/name -> arn:aws:iam::1:role/name; other ARNs unchanged."""
     match = _ROLE_ARN.match(arn)
@@ -74,7 +83,7 @@ def entry_key(section, value):
     """How the authenticator tells entries apart: lower-cased ARN (role path stripped) or account id."""
     if section == "mapAccounts":
         return str(value)
-    arn = value.get(ARN_KEYS[section]) if isinstance(value, dict) else None
+    arn = entry_field(value, ARN_KEYS[section]) if isinstance(value, dict) else None
     arn = str(arn) if arn is not None else ""
     if section == "mapRoles":
         arn = strip_role_path(arn)
@@ -202,11 +211,11 @@ def _entry_view(section, raw):
     """The fields the authenticator uses, as plain strings: {rolearn|userarn, username?, groups?}."""
     if section == "mapAccounts":
         return str(raw)
-    view = {ARN_KEYS[section]: str(raw[ARN_KEYS[section]])}
-    if raw.get("username") not in (None, ""):
-        view["username"] = str(raw["username"])
-    if raw.get("groups"):
-        view["groups"] = [str(group) for group in raw["groups"]]
+    view = {ARN_KEYS[section]: str(entry_field(raw, ARN_KEYS[section]))}
+    if entry_field(raw, "username") not in (None, ""):
+        view["username"] = str(entry_field(raw, "username"))
+    if entry_field(raw, "groups"):
+        view["groups"] = [str(group) for group in entry_field(raw, "groups")]
     return view
 
 
@@ -227,12 +236,12 @@ def _check_raw_entries(section, raw_entries):
             continue
         if not isinstance(raw, dict):
             raise ValueError("item {0} is {1!r}, not a mapping".format(position, raw))
-        arn = raw.get(ARN_KEYS[section])
+        arn = entry_field(raw, ARN_KEYS[section])
         if not isinstance(arn, str) or not arn:
             raise ValueError("item {0} has no {1}: {2!r}".format(position, ARN_KEYS[section], raw))
-        if not _is_scalar(raw.get("username")):
+        if not _is_scalar(entry_field(raw, "username")):
             raise ValueError("item {0} ({1}): username must be a string".format(position, arn))
-        groups = raw.get("groups")
+        groups = entry_field(raw, "groups")
         if groups is not None and (not isinstance(groups, list) or not all(_is_scalar(g) and g is not None for g in groups)):
             raise ValueError("item {0} ({1}): groups must be a list of strings".format(position, arn))
     return raw_entries
@@ -273,7 +282,7 @@ def _block_segments(text, node):
     column = node.start_mark.column
     dashes = []
     for token in yaml.scan(text, Loader=yaml.SafeLoader):
-        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken, yaml.TagToken)):
+        if isinstance(token, (yaml.AnchorToken, yaml.AliasToken)):
             return None  # anchors/aliases tie entries together: re-render instead of splicing
         if isinstance(token, yaml.BlockEntryToken) and token.start_mark.column == column and token.start_mark.index >= node.start_mark.index:
             dashes.append(token.start_mark.index)
@@ -423,11 +432,12 @@ def _merged(section, current_raw, wanted, compare=False):
     merged = dict(wanted)
     if compare:
         # The ARN's spelling (case) does not matter to the authenticator; a stripped path does.
-        current_arn = str(current_raw[ARN_KEYS[section]])
+        current_arn = str(entry_field(current_raw, ARN_KEYS[section]))
         if current_arn.lower() == wanted[ARN_KEYS[section]].lower():
             merged[ARN_KEYS[section]] = current_arn
         return _entry_view(section, merged)
-    result = dict((k, v) for k, v in current_raw.items() if k not in (ARN_KEYS[section], "username", "groups"))
+    managed = (ARN_KEYS[section], "username", "groups")
+    result = dict((k, v) for k, v in current_raw.items() if not (isinstance(k, str) and k.lower() in managed))
     ordered = {ARN_KEYS[section]: merged[ARN_KEYS[section]]}
     for field in ("username", "groups"):
         if field in merged:
@@ -522,7 +532,7 @@ def _warn_about_unnamed(section, current, named, warnings):
             )
     if section == "mapRoles":
         for raw in current.raw_entries:
-            arn = str(raw.get("rolearn"))
+            arn = str(entry_field(raw, "rolearn"))
             if entry_key(section, raw) not in named and strip_role_path(arn) != arn:
                 warnings.append(
                     "aws-auth mapRoles entry {0!r} has an IAM path, so aws-iam-authenticator never matches it; "

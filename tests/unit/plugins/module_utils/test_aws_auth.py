@@ -293,3 +293,17 @@ def test_callers_own_mapping_may_go_when_an_access_entry_lets_it_in():
 def test_same_principal_ignores_case_and_role_path():
     assert same_principal("arn:aws:iam::111122223333:role/teams/Admin", ADMIN.upper().replace("ARN:AWS:IAM", "arn:aws:iam"))
     assert not same_principal(ADMIN, "arn:aws:iam::111122223333:role/admin2")
+
+
+def test_field_names_match_case_insensitively_like_the_authenticator():
+    text = "- RoleArn: {0}\n  UserName: admin\n  Groups: [system:masters]\n  note: x\n".format(NODES)
+    assert parse_section("mapRoles", text).entries == [{"rolearn": NODES, "username": "admin", "groups": ["system:masters"]}]
+    result = plan({"mapRoles": text}, map_roles=[node_entry()])
+    assert reread(result.data["mapRoles"]) == [dict(node_entry(), note="x")]
+    assert not plan({"mapRoles": text}, map_roles=[{"rolearn": NODES, "username": "admin", "groups": ["system:masters"]}]).changed
+
+
+def test_explicit_tags_do_not_stop_splicing():
+    text = "- rolearn: !!str {0}\n  username: !!str admin   # tagged\n".format(ADMIN)
+    result = plan({"mapRoles": text}, map_roles=[node_entry()])
+    assert result.data["mapRoles"].startswith(text)
