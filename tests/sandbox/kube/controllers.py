@@ -15,7 +15,6 @@ import time
 
 from .disruption import pod_is_ready, refresh_pdbs
 from .resources import resource_type
-from .selectors import label_selector_object_matches
 from .store import now_iso, random_suffix
 
 LOG = logging.getLogger("tests.sandbox.kube.controllers")
@@ -93,7 +92,7 @@ def node_fits(pod_spec, node, for_daemonset=False):
 class WorkloadController:
     def __init__(self, side):
         self.side = side
-        self.bound_at = {}  # pod uid -> monotonic time it was bound
+        self.bound_at = {}  # cluster store -> {pod uid: monotonic time it was bound to a Ready node}
 
     def tick(self):
         for cluster in list(self.side.clusters.values()):
@@ -269,6 +268,7 @@ class WorkloadController:
         store.mutate(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], change, subresource="status")
 
     def _pod_lifecycle(self, store, nodes):
+        bound_at = self.bound_at.setdefault(store, {})
         now = time.monotonic()
         delay = self.side.settings_value("pod_ready_delay", 0.2)
         live = set()
@@ -282,9 +282,9 @@ class WorkloadController:
             if node is None:
                 store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
                 continue
-            bound = self.bound_at.setdefault(uid, now)
+            bound = bound_at.setdefault(uid, now)
             if not node_is_ready(node):
-                self.bound_at[uid] = bound = now
+                bound_at[uid] = bound = now
             should_be_ready = node_is_ready(node) and now - bound >= delay
             status = pod.get("status") or {}
             if status.get("phase") == "Running" and pod_is_ready(pod) == should_be_ready:
@@ -292,8 +292,8 @@ class WorkloadController:
             if status.get("phase") == "Pending" and not node_is_ready(node) and status.get("hostIP") is not None:
                 continue
             self._write_pod_status(store, pod, node, should_be_ready)
-        for uid in [u for u in self.bound_at if u not in live]:
-            del self.bound_at[uid]
+        for uid in [u for u in bound_at if u not in live]:
+            del bound_at[uid]
 
     @staticmethod
     def _write_pod_status(store, pod, node, ready):

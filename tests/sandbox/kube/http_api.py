@@ -23,7 +23,7 @@ UNAUTHORIZED = errors.ApiError(401, "Unauthorized", "Unauthorized")
 
 
 def _parse_resource_path(parts):
-    """parts after the group version -> (resource type, namespace, name, subresource) or None."""
+    """Path segments after the group version -> (segments from the resource on, namespace or None)."""
     namespace = None
     if len(parts) >= 3 and parts[0] == "namespaces" and parts[2] not in ("status", "finalize"):
         namespace, parts = parts[1], parts[2:]

@@ -15,7 +15,7 @@ import ipaddress
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .access import map_identity
 from .resources import resource_type
@@ -35,10 +35,8 @@ class InstanceRecord:
     parse_error: str = ""
     node_name: str = ""
     ready_at: float = 0.0
-    not_ready_until: float = 0.0
     last_state: str = ""
     failure: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 def kubelet_version(image_name, image_description):

@@ -1,6 +1,6 @@
 """The Kubernetes kinds the sandbox API server serves, and their discovery data."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)

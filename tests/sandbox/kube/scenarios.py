@@ -10,7 +10,6 @@ import tempfile
 import time
 import uuid
 
-import boto3
 import kubernetes
 
 from .token_client import generate_token

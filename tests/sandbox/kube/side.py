@@ -1,7 +1,6 @@
 """KubeSide: the object the AWS side registers in tests.sandbox.hooks."""
 
 import logging
-import os
 import tempfile
 import threading
 
@@ -83,6 +82,9 @@ class KubeSide:
             kube = self.clusters.pop((region, name), None)
         if kube is not None:
             kube.stop()
+            self.controller.bound_at.pop(kube.store, None)
+            self.kubelet.records.pop((region, name), None)
+            self.kubelet.failures.pop((region, name), None)
 
     def addon_changed(self, region, cluster_name, addon):
         kube = self.clusters.get((region, cluster_name))

@@ -9,7 +9,6 @@ import copy
 import datetime
 import itertools
 import random
-import string
 import threading
 import uuid
 

@@ -4,7 +4,6 @@ Returns a NodeBootstrap (what the node would use to join) or raises BootstrapErr
 reason the real bootstrap would fail or produce a node that cannot join.
 """
 
-import base64
 import email
 import functools
 import os
@@ -161,7 +160,6 @@ def parse_al2(user_data):
             raise BootstrapError(f"bootstrap.sh arguments do not parse: {exc}") from None
         boot = NodeBootstrap("al2")
         extra = ""
-        use_max_pods = True
         index = 0
         positional = []
         while index < len(args):
@@ -181,7 +179,7 @@ def parse_al2(user_data):
             elif arg == "--kubelet-extra-args":
                 extra = value
             elif arg == "--use-max-pods":
-                use_max_pods = value.lower() != "false"
+                pass  # a --max-pods kubelet flag wins over bootstrap.sh's computed value either way
             elif arg.startswith("--"):
                 pass
             else:
@@ -193,8 +191,6 @@ def parse_al2(user_data):
             raise BootstrapError("bootstrap.sh is called without a cluster name")
         boot.cluster_name = positional[0]
         _apply_kubelet_flags(boot, shlex.split(extra))
-        if use_max_pods and boot.max_pods:
-            boot.max_pods = boot.max_pods  # bootstrap.sh would override --max-pods with its own value; kept as given
         return boot
     raise BootstrapError("AL2 user data never calls /etc/eks/bootstrap.sh")
 
@@ -236,14 +232,3 @@ def parse_user_data(user_data, image_name, image_description=""):
     if family == "bottlerocket":
         return parse_bottlerocket(user_data)
     return parse_al2(user_data)
-
-
-def decode_maybe_base64(text):
-    """User data is sometimes handed over still base64-encoded; decode it when it clearly is."""
-    stripped = text.strip()
-    if stripped and re.fullmatch(r"[A-Za-z0-9+/=\s]+", stripped) and len(stripped) % 4 == 0:
-        try:
-            return base64.b64decode(stripped).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
-            return text
-    return text
