@@ -1294,9 +1294,9 @@ def _validate_username_groups(entry_type: str, username: str | None, groups: lis
 
 
 def _default_username(entry_type: str, principal_arn: str) -> str:
-    if entry_type in ("EC2_LINUX", "EC2_WINDOWS"):
+    if entry_type in ("EC2_LINUX", "EC2_WINDOWS", "EC2"):
         return "system:node:{{EC2PrivateDNSName}}"
-    if entry_type in ("FARGATE_LINUX", "HYBRID_LINUX"):
+    if entry_type in ("FARGATE_LINUX", "HYBRID_LINUX", "HYPERPOD_LINUX"):
         return "system:node:{{SessionName}}"
     return _session_username(principal_arn)
 

@@ -399,5 +399,6 @@ def access_policies(partition: str = "aws") -> list[dict]:
     return [{"name": name, "arn": access_policy_arn(name, partition)} for name in ACCESS_POLICY_NAMES]
 
 
-ACCESS_ENTRY_TYPES = ("STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX")
+# The values botocore's model documents for CreateAccessEntry ``type`` (EC2 is for EKS Auto Mode).
+ACCESS_ENTRY_TYPES = ("STANDARD", "FARGATE_LINUX", "EC2_LINUX", "EC2_WINDOWS", "EC2", "HYBRID_LINUX", "HYPERPOD_LINUX")
 RESERVED_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
