@@ -37,6 +37,7 @@ class InstanceRecord:
     ready_at: float = 0.0
     last_state: str = ""
     failure: str = ""
+    restarted: bool = False
 
 
 def kubelet_version(image_name, image_description):
@@ -110,11 +111,16 @@ class Kubelet:
             record.instance = instance
             state = instance.get("state")
             if state == "running":
-                if record.node_name and cluster.store.find(NODES, "", record.node_name) is not None:
-                    if record.last_state in ("stopped", "stopping"):
+                restarted = record.last_state in ("stopped", "stopping") or record.restarted
+                node_exists = bool(record.node_name) and cluster.store.find(NODES, "", record.node_name) is not None
+                if node_exists:
+                    if restarted:
                         self._start_again(cluster, record, now)
                     self._maybe_ready(cluster, record, now)
+                elif record.node_name and not restarted:
+                    pass  # Node deleted by hand: the kubelet registers only when it starts again (reboot, stop/start)
                 else:
+                    record.restarted = False
                     if entries is None:
                         entries = cluster.access_entries()
                     reason = self._join_problem(cluster, description, entries, record)
@@ -262,6 +268,7 @@ class Kubelet:
             self._set_ready(cluster, record.node_name, True, "KubeletReady", "kubelet is posting ready status", remove_taint=SHUTDOWN_TAINT)
 
     def _start_again(self, cluster, record, now):
+        record.restarted = False
         record.ready_at = now + self.side.settings_value("node_ready_delay", 0.5)
 
     def _set_ready(self, cluster, node_name, ready, reason, message, add_taint=None, remove_taint=None):
@@ -309,6 +316,9 @@ class Kubelet:
                 cluster = self.side.clusters.get(key)
                 if cluster is None:
                     continue
+                if cluster.store.find(NODES, "", record.node_name) is None:
+                    record.restarted = True  # registers again on the next tick
+                    return True
                 self._set_ready(cluster, record.node_name, False, "KubeletNotReady", "node is rebooting")
                 record.ready_at = time.monotonic() + max(self.side.settings_value("node_ready_delay", 0.5), 0.05)
                 return True

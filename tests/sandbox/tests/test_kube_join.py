@@ -2,6 +2,7 @@
 cluster, and an instance role authorized as a node (aws-auth or an EC2_LINUX access entry)."""
 
 import base64
+import time
 
 import kubernetes
 import pytest
@@ -141,3 +142,51 @@ def test_ca_in_user_data_must_be_the_clusters_own(sandbox, cluster):
     """Guard for the test above: the other cluster's CA really differs (each cluster has its own CA)."""
     other = scenarios.create_cluster(sandbox)
     assert base64.b64decode(other["certificateAuthority"]["data"]) != base64.b64decode(cluster["certificateAuthority"]["data"])
+
+
+def test_stopped_instance_is_not_ready_with_the_shutdown_taint_and_recovers_on_start(sandbox, cluster, core):
+    role, profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(core, role)
+    group = scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster))
+    instance_id = wait_for(lambda: scenarios.group_instances(sandbox, group))[0]
+    name = wait_for(lambda: _node_of(core, instance_id)).metadata.name
+    wait_for(lambda: name in scenarios.ready_node_names(core), message="Ready")
+    ec2 = sandbox.client("ec2")
+
+    ec2.stop_instances(InstanceIds=[instance_id])
+    wait_for(lambda: name not in scenarios.ready_node_names(core), message="NotReady while stopped")
+    taints = [t.key for t in core.read_node(name).spec.taints or []]
+    assert "node.cloudprovider.kubernetes.io/shutdown" in taints
+
+    ec2.start_instances(InstanceIds=[instance_id])
+    wait_for(lambda: name in scenarios.ready_node_names(core), message="Ready after start")
+    assert not core.read_node(name).spec.taints
+
+
+def test_node_deleted_by_hand_comes_back_only_when_the_kubelet_restarts(sandbox, cluster, core):
+    role, profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(core, role)
+    group = scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster))
+    instance_id = wait_for(lambda: scenarios.group_instances(sandbox, group))[0]
+    name = wait_for(lambda: _node_of(core, instance_id)).metadata.name
+
+    core.delete_node(name)
+    time.sleep(sandbox.settings.kubelet_interval * 4)
+    assert _node_of(core, instance_id) is None
+    sandbox.kube.reboot(instance_id)
+    wait_for(lambda: _node_of(core, instance_id), message="node registered again after reboot")
+
+
+def test_aws_auth_last_duplicate_wins_whatever_the_arn_case(sandbox, cluster, core):
+    role, profile = scenarios.node_role(sandbox)
+    account, name = role.split(":")[4], role.split("/")[-1]
+    same_role_other_case = f"arn:aws:iam::{account}:role/{name.upper()}"  # keys are lower-cased by the authenticator
+    entries = (f"- rolearn: {role}\n  username: system:node:{{{{EC2PrivateDNSName}}}}\n  groups: [system:bootstrappers, system:nodes]\n"
+               f"- rolearn: {same_role_other_case}\n  username: not-a-node\n  groups: [viewers]\n")
+    current = core.read_namespaced_config_map("aws-auth", "kube-system")
+    current.data["mapRoles"] = current.data["mapRoles"] + entries
+    core.replace_namespaced_config_map("aws-auth", "kube-system", current)
+    group = scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster))
+    instance_id = wait_for(lambda: scenarios.group_instances(sandbox, group))[0]
+    reason = wait_for(lambda: sandbox.kube.join_failures(cluster["name"]).get(instance_id), message="join failure")
+    assert "not authorized as a node" in reason
