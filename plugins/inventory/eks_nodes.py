@@ -273,19 +273,23 @@ class InventoryModule(AWSInventoryBase):
                 )
                 for region in regions
             }
-            fleet = []
+            fleet, skipped = [], []
             for region in sorted(futures):
                 try:
                     fleet.append(futures[region].result())
                 except FetchError as exc:
                     if exc.access_denied and not self.get_option("strict_permissions"):
                         self.warn("skipping region {0}: {1}".format(region, exc))
+                        skipped.append(region)
                         continue
                     raise AnsibleError(str(exc))
         if clusters:
             seen = {name for record in fleet for name in record["clusters"]}
             missing = [name for name in clusters if name not in seen]
-            if missing:
+            if missing and skipped:
+                self.warn("EKS cluster(s) {0} not found in the regions that could be read; region(s) {1} were skipped".format(
+                    ", ".join(missing), ", ".join(skipped)))
+            elif missing:
                 raise AnsibleError(
                     "EKS cluster(s) {0} do not exist in region(s) {1}; check the clusters and regions options".format(
                         ", ".join(missing), ", ".join(sorted(regions))

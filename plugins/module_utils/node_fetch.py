@@ -149,20 +149,32 @@ def compact_instance(instance):
     }
 
 
+def _describe_instance_pages(ec2, **kwargs):
+    # AWS answers a request by instance ids in one response; follow NextToken anyway should a
+    # response carry one (moto, for one, pages by 100 reservations even then).
+    while True:
+        response = ec2.describe_instances(aws_retry=True, **kwargs)
+        for reservation in response.get("Reservations", []):
+            for instance in reservation.get("Instances", []):
+                yield instance
+        if not response.get("NextToken"):
+            return
+        kwargs["NextToken"] = response["NextToken"]
+
+
 def describe_instances(ec2, instance_ids):
     """{instance id: compact instance} for the ids, in calls of up to 1000 ids."""
     found = {}
     for batch in _chunks(sorted(set(instance_ids)), INSTANCE_BATCH):
         try:
-            response = ec2.describe_instances(InstanceIds=batch, aws_retry=True)
+            instances = list(_describe_instance_pages(ec2, InstanceIds=batch))
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "InvalidInstanceID.NotFound":
                 raise
             # An instance vanished between the two calls: ask with a filter, which ignores unknown ids.
-            response = ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": batch}], aws_retry=True)
-        for reservation in response.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                found[instance["InstanceId"]] = compact_instance(instance)
+            instances = list(_describe_instance_pages(ec2, Filters=[{"Name": "instance-id", "Values": batch}]))
+        for instance in instances:
+            found[instance["InstanceId"]] = compact_instance(instance)
     return found
 
 
@@ -314,7 +326,8 @@ def fetch_region(region, clients, clusters, lifecycle_states, node_groups=None, 
             owning = {g["cluster"] for g in owned}
             missing_clusters = [name for name in names if name not in owning and describe_cluster(clients["eks"], name) is None]
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            instances = pool.submit(describe_instances, clients["ec2"], wanted_ids) if wanted_ids else None
+            # Each batch of 1000 ids is its own call: run them side by side.
+            batches = [pool.submit(describe_instances, clients["ec2"], batch) for batch in _chunks(sorted(set(wanted_ids)), INSTANCE_BATCH)]
             templates = pool.submit(resolve_template_versions, clients["ec2"], specs)
             nodes = {}
             if kubernetes:
@@ -322,7 +335,7 @@ def fetch_region(region, clients, clusters, lifecycle_states, node_groups=None, 
             record = {
                 "region": region,
                 "groups": groups,
-                "instances": instances.result() if instances else {},
+                "instances": dict(item for batch in batches for item in batch.result().items()),
                 "launch_templates": templates.result(),
                 "clusters": [name for name in names if name not in missing_clusters],
                 "missing_clusters": missing_clusters,

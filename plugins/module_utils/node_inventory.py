@@ -23,6 +23,7 @@ Fleet record (one per region):
 """
 
 import fnmatch
+import functools
 import re
 
 HOSTVAR_PREFIX = "eks_node_"
@@ -51,11 +52,13 @@ class InventoryConfigError(ValueError):
     """An option value the plugin cannot work with; the message names it and the fix."""
 
 
+@functools.lru_cache(maxsize=4096)
 def group_name(*parts):
     """A valid Ansible group name from parts: lower case, anything but [a-z0-9_] becomes '_'."""
     return _GROUP_UNSAFE.sub("_", "_".join(str(p) for p in parts if p != "")).lower()
 
 
+@functools.lru_cache(maxsize=256)
 def snake_state(state):
     """'InService' -> 'in_service', 'Terminating:Wait' -> 'terminating_wait'."""
     spaced = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", state.replace(":", "_"))
@@ -229,7 +232,7 @@ def _host_record(region, group, member, instance, templates):
         "private_ip_address": instance.get("private_ip_address"),
         "private_dns_name": instance.get("private_dns_name"),
         "node_name": instance.get("private_dns_name"),
-        "launch_template_id": template.get("id") or instance.get("launch_template_id"),
+        "launch_template_id": instance.get("launch_template_id") or template.get("id"),
         "launch_template_name": template.get("name"),
         "launch_template_version": instance_template_version(member, instance),
         "current_launch_template_version": current_version,

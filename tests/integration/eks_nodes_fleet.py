@@ -111,7 +111,10 @@ def register_nodes(sandbox, cluster, instances, ready=True, unschedulable=False,
             body = {
                 "apiVersion": "v1",
                 "kind": "Node",
-                "metadata": {"name": instance["PrivateDnsName"], "labels": {"kubernetes.io/os": "linux", "node.kubernetes.io/instance-type": instance["InstanceType"]}},
+                "metadata": {
+                    "name": instance["PrivateDnsName"],
+                    "labels": {"kubernetes.io/os": "linux", "node.kubernetes.io/instance-type": instance["InstanceType"]},
+                },
                 "spec": {
                     "providerID": "aws:///{0}/{1}".format(instance["Placement"]["AvailabilityZone"], instance["InstanceId"]),
                     "unschedulable": unschedulable,

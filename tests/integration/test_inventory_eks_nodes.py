@@ -247,12 +247,29 @@ def test_access_denied_fails_or_is_skipped_with_strict_permissions_false(sandbox
         lenient = inventory(sandbox, tmp_path, {"clusters": [known_fleet], "strict_permissions": False}, args=("--list",), check=False)
     finally:
         sandbox.clear_faults()
-    assert "access denied in region us-east-1 for DescribeAutoScalingGroups (AccessDenied)" in " ".join(strict.stderr.split())
+    strict_errors = " ".join(strict.stderr.split())
+    assert "access denied in region us-east-1 for DescribeAutoScalingGroups (AccessDenied)" in strict_errors
+    assert "or set strict_permissions: false to skip regions you cannot read" in strict_errors
     assert lenient.returncode == 0, lenient.stderr
-    assert "skipping region us-east-1" in " ".join(lenient.stderr.split())
+    lenient_errors = " ".join(lenient.stderr.split())
+    assert "skipping region us-east-1" in lenient_errors
+    assert "Failed to parse" not in lenient_errors and "Unable to parse" not in lenient_errors
     assert hostvars(json.loads(lenient.stdout)) == {}
 
 
 def test_unreachable_endpoint_is_a_clear_error(sandbox, tmp_path):
-    proc = inventory(sandbox, tmp_path, {"clusters": ["any"], "endpoint_url": "http://127.0.0.1:9", "aws_config": {"retries": {"max_attempts": 1}}}, check=False)
+    config = {"clusters": ["any"], "endpoint_url": "http://127.0.0.1:9", "aws_config": {"retries": {"max_attempts": 1}}}
+    proc = inventory(sandbox, tmp_path, config, check=False)
     assert "cannot reach the AWS API in region us-east-1" in " ".join(proc.stderr.split())
+
+
+def test_kubernetes_without_node_access_says_what_to_grant(sandbox, tmp_path, known_fleet, unique_name):
+    iam = sandbox.client("iam")
+    user = unique_name("viewer")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    config = {"clusters": [known_fleet], "kubernetes": True, "access_key": key["AccessKeyId"], "secret_key": key["SecretAccessKey"]}
+    proc = inventory(sandbox, tmp_path, config, check=False)
+    errors = " ".join(proc.stderr.split())
+    assert "listing the Nodes of EKS cluster '{0}' in us-east-1 failed: HTTP 40".format(known_fleet) in errors
+    assert "an access entry with AmazonEKSViewPolicy" in errors

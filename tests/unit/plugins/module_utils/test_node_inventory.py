@@ -230,7 +230,10 @@ def node(name, instance_id, ready=True, unschedulable=False, kubelet="v1.31.4-ek
             "metadata": {"name": name, "labels": labels or {"kubernetes.io/os": "linux"}},
             "spec": {"providerID": "aws:///us-east-1a/" + instance_id if instance_id else None, "unschedulable": unschedulable, "taints": taints or []},
             "status": {
-                "conditions": [{"type": "MemoryPressure", "status": "False"}, {"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady" if ready else "KubeletNotReady"}],
+                "conditions": [
+                    {"type": "MemoryPressure", "status": "False"},
+                    {"type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady" if ready else "KubeletNotReady"},
+                ],
                 "nodeInfo": {"kubeletVersion": kubelet},
             },
         }

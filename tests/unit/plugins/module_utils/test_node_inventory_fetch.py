@@ -44,7 +44,9 @@ def asg(name, cluster, instances=(), version="1", template="lt-00000001"):
         "HealthCheckType": "EC2",
         "CreatedTime": datetime.datetime(2026, 1, 1),
         "LaunchTemplate": {"LaunchTemplateId": template, "LaunchTemplateName": name, "Version": version},
-        "Tags": [{"Key": "kubernetes.io/cluster/" + cluster, "Value": "owned", "ResourceId": name, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": True}],
+        "Tags": [
+            {"Key": "kubernetes.io/cluster/" + cluster, "Value": "owned", "ResourceId": name, "ResourceType": "auto-scaling-group", "PropagateAtLaunch": True}
+        ],
         "Instances": [
             {
                 "InstanceId": iid,
@@ -89,6 +91,14 @@ def test_instances_are_described_1000_ids_a_call(stubbed):
     found = node_fetch.describe_instances(client, reversed(ids))
     assert len(found) == 2500
     assert found[ids[0]]["lifecycle"] == "on_demand"
+
+
+def test_a_paged_answer_is_followed_to_the_end(stubbed):
+    client, stub = stubbed("ec2")
+    ids = ["i-{0:017x}".format(n) for n in range(3)]
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": ids[0]}]}], "NextToken": "r-1"}, {"InstanceIds": ids})
+    stub.add_response("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": i} for i in ids[1:]]}]}, {"InstanceIds": ids, "NextToken": "r-1"})
+    assert sorted(node_fetch.describe_instances(client, ids)) == ids
 
 
 def test_vanished_instance_falls_back_to_the_filter_form(stubbed):
@@ -190,7 +200,9 @@ def test_region_with_named_clusters_costs_three_calls(stubbed):
 def test_unknown_cluster_is_reported_missing(stubbed):
     clients, stubs = region_clients(stubbed)
     stubs["autoscaling"].add_response(
-        "describe_auto_scaling_groups", {"AutoScalingGroups": []}, {"Filters": [{"Name": "tag-key", "Values": ["kubernetes.io/cluster/nope"]}], "MaxRecords": 100}
+        "describe_auto_scaling_groups",
+        {"AutoScalingGroups": []},
+        {"Filters": [{"Name": "tag-key", "Values": ["kubernetes.io/cluster/nope"]}], "MaxRecords": 100},
     )
     stubs["eks"].add_client_error("describe_cluster", "ResourceNotFoundException", expected_params={"name": "nope"})
     record = node_fetch.fetch_region("us-east-1", clients, ["nope"], ["InService"], workers=1)
