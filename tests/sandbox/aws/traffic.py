@@ -58,11 +58,21 @@ def _load_model(service: str) -> _Model | None:
                 data = json.load(stream)
             routes = []
             for name, operation in data["operations"].items():
-                uri = operation["http"]["requestUri"].split("?")[0]
+                uri, _, query = operation["http"]["requestUri"].partition("?")
                 pattern = re.sub(r"\{(\w+)\+\}", lambda m: f"(?P<{m.group(1)}>.+)", uri)
                 pattern = re.sub(r"\{(\w+)\}", lambda m: f"(?P<{m.group(1)}>[^/]+)", pattern)
-                routes.append((name, operation["http"]["method"], re.compile(f"^{pattern}/?$")))
-            routes.sort(key=lambda route: route[2].pattern.count("(?P"))
+                required = {f"?{k}": v for k, v in parse_qs(query, keep_blank_values=True).items()}
+                shape = data["shapes"].get((operation.get("input") or {}).get("shape", ""), {})
+                for member in shape.get("required", []):
+                    spec = shape.get("members", {}).get(member, {})
+                    if spec.get("location") == "querystring":
+                        required[f"?{spec.get('locationName', member)}"] = [""]
+                    elif spec.get("location") == "header":
+                        required[f"!{spec.get('locationName', member)}"] = [""]
+                routes.append((name, operation["http"]["method"], re.compile(f"^{pattern}/?$"), required))
+            # Operations that need query parameters or headers (S3's ?uploads, CopyObject's
+            # x-amz-copy-source) first, then literal paths before templated ones.
+            routes.sort(key=lambda route: (-len(route[3]), route[2].pattern.count("(?P")))
             metadata = data["metadata"]
             model = _Model(service, metadata["protocol"], metadata.get("targetPrefix"), routes)
         except (OSError, ValueError, KeyError, IndexError):
@@ -78,6 +88,14 @@ class Call:
     region: str
     access_key: str
     protocol: str
+
+
+def _has(environ: dict, query: dict, key: str, value: str) -> bool:
+    """Whether the request carries a required query parameter (``?name``) or header (``!name``)."""
+    if key.startswith("!"):
+        return ("HTTP_" + key[1:].upper().replace("-", "_")) in environ
+    name = key[1:]
+    return name in query and (not value or value in query[name])
 
 
 def identify(environ: dict, body: bytes) -> Call:
@@ -113,8 +131,10 @@ def identify(environ: dict, body: bytes) -> Call:
     elif model is not None:
         method = environ.get("REQUEST_METHOD", "GET")
         path = (environ.get("RAW_URI") or environ.get("REQUEST_URI") or environ.get("PATH_INFO", "/")).split("?")[0]
-        for name, route_method, pattern in model.routes:
-            if route_method == method and pattern.match(path):
+        for name, route_method, pattern, required in model.routes:
+            if route_method == method and pattern.match(path) and all(
+                _has(environ, query, key, values[0]) for key, values in required.items()
+            ):
                 operation = name
                 break
     return Call(service, operation, region, access_key, protocol)
@@ -328,7 +348,16 @@ class SandboxMiddleware:
         except ValueError:
             length = 0
         stream = environ.get("wsgi.input")
-        body = stream.read(length) if (stream is not None and length > 0) else b""
+        if stream is None:
+            body = b""
+        elif length > 0:
+            body = stream.read(length)
+        elif environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            body = stream.read()  # chunked upload: the server de-chunks and ends the stream
+            environ.pop("wsgi.input_terminated", None)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)
+        else:
+            body = b""
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
         return body
