@@ -65,7 +65,9 @@ def bootstrap_format_for(ami_type, bootstrap_format=None):
             )
         return bootstrap_format
     if bootstrap_format and bootstrap_format != family:
-        raise NodeGroupError("bootstrap_format {0!r} contradicts ami_type {1} (which boots with {2}); drop bootstrap_format".format(bootstrap_format, ami_type, family))
+        raise NodeGroupError(
+            "bootstrap_format {0!r} contradicts ami_type {1} (which boots with {2}); drop bootstrap_format".format(bootstrap_format, ami_type, family)
+        )
     return family
 
 
@@ -395,7 +397,11 @@ def _comparable_mixed(policy):
     lt = policy.get("LaunchTemplate", {})
     spec = lt.get("LaunchTemplateSpecification", {})
     overrides = [{"InstanceType": o.get("InstanceType"), "WeightedCapacity": o.get("WeightedCapacity")} for o in lt.get("Overrides", [])]
-    return {"template": (spec.get("LaunchTemplateId"), str(spec.get("Version"))), "overrides": overrides, "distribution": policy.get("InstancesDistribution", {})}
+    return {
+        "template": (spec.get("LaunchTemplateId"), str(spec.get("Version"))),
+        "overrides": overrides,
+        "distribution": policy.get("InstancesDistribution", {}),
+    }
 
 
 def asg_setting_changes(desired, current):

@@ -19,7 +19,14 @@ import ipaddress
 import re
 import shlex
 
-import yaml
+try:
+    import yaml
+
+    HAS_YAML = True
+except ImportError:  # PyYAML ships with ansible-core; the module reports it if missing
+    HAS_YAML = False
+
+YAML_ERRORS = (yaml.YAMLError,) if HAS_YAML else ()
 
 try:
     import tomllib
@@ -189,7 +196,9 @@ def render_user_data(
         text = render_al2(cluster_info, labels, taints, max_pods, kubelet_flags, pre_bootstrap_scripts)
     elif family == "bottlerocket":
         if pre_bootstrap_scripts:
-            raise UserDataError("Bottlerocket has no shell for pre_bootstrap_scripts; remove them or use bottlerocket_settings (for example bootstrap containers)")
+            raise UserDataError(
+                "Bottlerocket has no shell for pre_bootstrap_scripts; remove them or use bottlerocket_settings (for example bootstrap containers)"
+            )
         if kubelet_flags or kubelet_config or extra_node_config:
             raise UserDataError(
                 "kubelet_flags, kubelet_config and extra_node_config do not apply to Bottlerocket; use bottlerocket_settings (settings.kubernetes.*)"
@@ -506,10 +515,16 @@ def bootstrap_mismatches(family, text, cluster_info):
         return ["the instance has no user data"]
     try:
         fields = effective_cluster_fields(family, text)
-    except (UserDataError, yaml.YAMLError, IndexError) as exc:
+    except (UserDataError, IndexError) + YAML_ERRORS as exc:
         return ["its user data is not valid {0} bootstrap data ({1})".format(family, exc)]
     problems = []
-    labels = {"name": "cluster name", "endpoint": "API server endpoint", "certificate_authority": "cluster CA", "service_cidr": "service CIDR", "dns_ip": "cluster DNS IP"}
+    labels = {
+        "name": "cluster name",
+        "endpoint": "API server endpoint",
+        "certificate_authority": "cluster CA",
+        "service_cidr": "service CIDR",
+        "dns_ip": "cluster DNS IP",
+    }
     for key, value in fields.items():
         if value != cluster_info.get(key):
             problems.append("{0} is {1!r}, the cluster's is {2!r}".format(labels[key], _shorten(value), _shorten(cluster_info.get(key))))
@@ -523,7 +538,7 @@ def user_data_semantics(family, text):
             return ("al2023", parse_nodeadm(text))
         if family == "bottlerocket" and HAS_TOMLLIB:
             return ("bottlerocket", parse_bottlerocket(text))
-    except (UserDataError, yaml.YAMLError):
+    except (UserDataError,) + YAML_ERRORS:
         pass
     return ("text", text)
 

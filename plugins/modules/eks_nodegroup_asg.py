@@ -21,7 +21,7 @@ description:
   - Authorizing the node role (access entry or aws-auth) is not done here; see M(selfmanaged.eks.eks_access_entry),
     M(selfmanaged.eks.eks_aws_auth) and the C(selfmanaged.eks.node_bootstrap) role.
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 options:
   name:
     description:
@@ -484,7 +484,7 @@ tags:
   returned: state=present
   type: dict
 diff:
-  description: Before/after of the launch template data and the ASG fields (with O(_ansible_diff)).
+  description: Before/after of the launch template data and the ASG fields (in diff mode).
   returned: when diff mode is on
   type: dict
 """
@@ -504,6 +504,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_c
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 from ansible_collections.selfmanaged.eks.plugins.module_utils import nodegroup as ng
 from ansible_collections.selfmanaged.eks.plugins.module_utils.max_pods import max_pods_for_instance_types
+from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import HAS_YAML
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import cluster_bootstrap_info
@@ -599,7 +600,9 @@ class NodeGroup:
             self.taints = normalize_taints(p["taints"])
             self.tags = ng.build_asg_tags(p["cluster_name"], p["name"], p["labels"], self.taints, p["tags"], p["cluster_autoscaler_tags"])
             if p["max_instance_lifetime"] not in (None, 0) and p["max_instance_lifetime"] < 86400:
-                raise ng.NodeGroupError("max_instance_lifetime {0} is below AWS's minimum of 86400 seconds; use 0 (no limit) or 86400 or more".format(p["max_instance_lifetime"]))
+                raise ng.NodeGroupError(
+                    "max_instance_lifetime {0} is below AWS's minimum of 86400 seconds; use 0 (no limit) or 86400 or more".format(p["max_instance_lifetime"])
+                )
             if p["metadata_hop_limit"] < 1 or p["metadata_hop_limit"] > 64:
                 raise ng.NodeGroupError("metadata_hop_limit {0} must be between 1 and 64".format(p["metadata_hop_limit"]))
         except (ng.NodeGroupError, UserDataError) as exc:
@@ -766,7 +769,9 @@ class NodeGroup:
             created = self.ec2.create_launch_template(
                 LaunchTemplateName=name,
                 LaunchTemplateData=desired_data,
-                TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": k, "Value": v} for k, v in sorted(ng.instance_tags(self.tags).items())]}],
+                TagSpecifications=[
+                    {"ResourceType": "launch-template", "Tags": [{"Key": k, "Value": v} for k, v in sorted(ng.instance_tags(self.tags).items())]}
+                ],
                 aws_retry=True,
             )["LaunchTemplate"]
             return created["LaunchTemplateId"], int(created["LatestVersionNumber"]), desired_data
@@ -810,8 +815,13 @@ class NodeGroup:
         if asg is None:
             self.changed = True
             self.diff_before["auto_scaling_group"] = {}
-            self.diff_after["auto_scaling_group"] = dict(settings, DesiredCapacity=self.planned_desired, Tags={k: v for k, (v, _p) in self.tags.items()},
-                                                         SuspendedProcesses=sorted(p["suspended_processes"]), LifecycleHooks=[h["name"] for h in p["lifecycle_hooks"] or []])
+            self.diff_after["auto_scaling_group"] = dict(
+                settings,
+                DesiredCapacity=self.planned_desired,
+                Tags={k: v for k, (v, _p) in self.tags.items()},
+                SuspendedProcesses=sorted(p["suspended_processes"]),
+                LifecycleHooks=[h["name"] for h in p["lifecycle_hooks"] or []],
+            )
             if self.check:
                 return None
             self.asg.create_auto_scaling_group(
@@ -899,7 +909,7 @@ class NodeGroup:
             if asg.get("Instances"):
                 self.asg.update_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=0, DesiredCapacity=0, aws_retry=True)
                 if p["wait"]:
-                    self.wait(lambda: self.find_asg(), lambda g: g is None or not g.get("Instances"),
+                    self.wait(self.find_asg, lambda g: g is None or not g.get("Instances"),
                               lambda g: "{0} instances left".format(len((g or {}).get("Instances") or [])), timeout,
                               "the instances of ASG {0} to terminate".format(name))
             try:
@@ -1021,6 +1031,8 @@ def main():
         supports_check_mode=True,
         required_if=[("state", "present", ["cluster_name", "instance_types", "subnets", "min_size", "max_size"])],
     )
+    if not HAS_YAML:
+        module.fail_json(msg="eks_nodegroup_asg needs PyYAML (it ships with ansible-core); install it in the controller's Python")
     group = NodeGroup(module)
     try:
         if module.params["state"] == "present":
