@@ -118,3 +118,20 @@ def test_bad_fault_spec_is_refused_with_the_reason(sandbox):
         urllib.request.urlopen(request, timeout=10)
     assert raised.value.code == 400
     assert "rate 3" in json.loads(raised.value.read())["error"]
+
+
+def test_counter_names_operations_of_every_protocol(sandbox):
+    sandbox.reset_api_calls()
+    s3 = sandbox.client("s3")
+    s3.create_bucket(Bucket="counter-bucket")
+    s3.put_object(Bucket="counter-bucket", Key="a", Body=b"x")
+    s3.copy_object(Bucket="counter-bucket", Key="b", CopySource="counter-bucket/a")
+    s3.list_objects_v2(Bucket="counter-bucket")
+    sandbox.client("ssm").describe_parameters()
+    sandbox.client("sts").get_caller_identity()
+    sandbox.client("eks").describe_addon_versions(kubernetesVersion="1.33")
+    calls = sandbox.api_calls()
+    assert calls["s3"] == {"CreateBucket": 1, "PutObject": 1, "CopyObject": 1, "ListObjectsV2": 1}
+    assert calls["ssm"] == {"DescribeParameters": 1}
+    assert calls["sts"] == {"GetCallerIdentity": 1}
+    assert calls["eks"] == {"DescribeAddonVersions": 1}
