@@ -21,9 +21,13 @@ DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease"
 
 
 def eks_patch_version(version):
-    """The gitVersion an EKS control plane of this minor reports, e.g. 1.31 -> v1.31.4-eks-..."""
-    patches = {"1.28": 15, "1.29": 13, "1.30": 9, "1.31": 5, "1.32": 1, "1.33": 1}
-    return f"v{version}.{patches.get(version, 0)}-eks-3b1c2d4"
+    """The gitVersion an EKS control plane of this minor reports: the patch of the sandbox's node AMIs, e.g. v1.31.10-eks-3b1c2d4."""
+    try:
+        from tests.sandbox.aws.amis import KUBELET_VERSIONS
+        full = KUBELET_VERSIONS.get(version, f"{version}.0")
+    except ImportError:
+        full = f"{version}.0"
+    return f"v{full}-eks-3b1c2d4"
 
 
 class KubeCluster:

@@ -306,7 +306,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         if query.get("dryRun"):
             return 200, self.cluster.store.get(route.rt, route.namespace or "", route.name)
         removed = self.cluster.store.delete(route.rt, route.namespace or "", route.name, propagation, body.get("preconditions"))
-        return 200, removed
+        if removed["metadata"].get("deletionTimestamp") or route.rt.kind == "Pod":
+            return 200, removed  # still there (finalizers) or a pod: the API server returns the object
+        return 200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                     "details": {"name": route.name, "group": route.rt.group, "kind": route.rt.plural, "uid": removed["metadata"]["uid"]}}
 
     def _deletecollection(self, route, query):
         store = self.cluster.store
