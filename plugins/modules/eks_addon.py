@@ -644,7 +644,8 @@ class AddonManager:
                     request["resolveConflicts"] = params["resolve_conflicts_on_update"]
                 if last:
                     if config_changed:
-                        request["configurationValues"] = render_configuration(config)
+                        # "{}" rather than "" to clear: an explicit empty document.
+                        request["configurationValues"] = render_configuration(config) or "{}"
                     if role_changed:
                         request["serviceAccountRoleArn"] = params["service_account_role_arn"]
                     if assoc_changed:
