@@ -271,6 +271,18 @@ def write_configmap(core, configmap, data):
     return json.loads(response.data)
 
 
+def api_error_message(exc):
+    """What a Kubernetes API error means for this task, and what to do."""
+    hints = {
+        401: "the cluster does not recognise the identity running the task (Unauthorized): it has no access entry or aws-auth "
+        "mapping; see docs/runbooks/recovering-aws-auth.md",
+        403: "the identity running the task may not read or write ConfigMaps in kube-system (Forbidden); it needs system:masters "
+        "or the AmazonEKSClusterAdminPolicy access policy",
+    }
+    hint = hints.get(exc.status, "the Kubernetes API refused the request")
+    return "cannot read or write {0}/{1}: HTTP {2} {3}: {4}".format(NAMESPACE, NAME, exc.status, exc.reason, hint)
+
+
 def is_conflict(exc):
     # 409: someone else wrote since our read (replace) or created it first (create).
     return isinstance(exc, ApiException) and exc.status == 409
@@ -456,7 +468,7 @@ def main():
             "written; raise max_attempts or run fewer writers at once.".format(NAMESPACE, NAME, exc.attempts)
         )
     except ApiException as exc:
-        module.fail_json(msg="cannot read or write {0}/{1}: HTTP {2} {3}".format(NAMESPACE, NAME, exc.status, exc.reason), body=exc.body)
+        module.fail_json(msg=api_error_message(exc), body=exc.body)
 
     written = stored if stored is not None else configmap
     result = result_of(state["plan"], (written or {}).get("metadata", {}).get("resourceVersion"), attempts, module._diff)
