@@ -4,6 +4,7 @@ import json
 
 import boto3
 import pytest
+import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
@@ -211,21 +212,29 @@ def test_schema_violation_is_refused_before_any_write(sandbox, module_runner, cl
     assert writes(sandbox) == {}
 
 
-@pytest.mark.parametrize(
-    "args, fragment",
-    [
-        ({"name": "no-such-addon"}, "unknown add-on name 'no-such-addon'"),
-        ({"name": "kube-proxy", "version": "v1.33.0-eksbuild.2"}, "compatible versions: v1.31.7-eksbuild.2"),
-        ({"name": "eks-pod-identity-agent", "resolve_conflicts_on_create": "PRESERVE"}, "PRESERVE is not allowed"),
-        ({"name": "vpc-cni", "service_account_role_arn": "my-role"}, "'my-role' is not an IAM role ARN"),
-        ({"name": "vpc-cni", "configuration_values": "[1, 2]"}, "must be a mapping"),
-    ],
-)
-def test_bad_input_fails_clearly_and_changes_nothing(sandbox, module_runner, cluster, args, fragment):
+BAD_INPUT = [
+    ({"name": "no-such-addon"}, "unknown add-on name 'no-such-addon'"),
+    ({"name": "kube-proxy", "version": "v1.33.0-eksbuild.2"}, "compatible versions: v1.31.7-eksbuild.2"),
+    ({"name": "eks-pod-identity-agent", "resolve_conflicts_on_create": "PRESERVE"}, "PRESERVE is not allowed"),
+    ({"name": "vpc-cni", "service_account_role_arn": "my-role"}, "'my-role' is not an IAM role ARN"),
+    ({"name": "vpc-cni", "configuration_values": "[1, 2]"}, "must be a mapping"),
+]
+
+
+def test_bad_input_fails_clearly_and_changes_nothing(sandbox, playbook, cluster, tmp_path):
+    # One play with a task per bad input (ignore_errors), to pay for one ansible-playbook start.
+    tasks = [
+        {"name": "bad {0}".format(index), "selfmanaged.eks.eks_addon": dict(args, cluster_name=cluster), "ignore_errors": True}
+        for index, (args, _) in enumerate(BAD_INPUT)
+    ]
+    play = tmp_path / "bad.yml"
+    play.write_text(yaml.safe_dump([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
     sandbox.reset_api_calls()
-    result = module_runner("eks_addon", dict(args, cluster_name=cluster))
-    assert result["failed"] is True
-    assert fragment in result["msg"]
+    run = playbook(str(play))
+    for index, (_, fragment) in enumerate(BAD_INPUT):
+        result = run.result("bad {0}".format(index))
+        assert result["failed"] is True
+        assert fragment in result["msg"]
     assert writes(sandbox) == {}
 
 

@@ -145,10 +145,10 @@ def pod_identity_supported(sandbox, cluster):
     return True
 
 
-def test_ebs_driver_with_pod_identity(sandbox, play_file, playbook):
-    name = make_cluster(sandbox, unique_cluster_name("csipi"))
-    if not pod_identity_supported(sandbox, name):
+def test_ebs_driver_with_pod_identity(sandbox, converged, play_file, playbook):
+    if not pod_identity_supported(sandbox, converged[0]):
         pytest.skip("the sandbox does not implement the Pod Identity association APIs (ListPodIdentityAssociations)")
+    name = make_cluster(sandbox, unique_cluster_name("csipi"))
     run = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
     assert run.returncode == 0, run.stderr[-3000:]
     addon = aws(sandbox, "eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
