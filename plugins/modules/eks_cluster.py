@@ -221,6 +221,8 @@ updates:
       type: str
 """
 
+import time
+
 try:
     import botocore
 except ImportError:
@@ -238,8 +240,23 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_cli
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 
-POLL_DELAY = 2.0
+# Polls start fast (updates of small changes finish in seconds) and back off to one
+# DescribeCluster/DescribeUpdate every MAX_POLL_DELAY seconds for the long ones (creation,
+# version upgrades take 10 to 30 minutes).
+FIRST_POLL_DELAY = 0.5
+MAX_POLL_DELAY = 15.0
 KUBE_REQUEST_TIMEOUT = 30
+
+
+class BackoffSleep:
+    """A sleep for wait_until(): FIRST_POLL_DELAY, doubling up to what wait_until asks (MAX_POLL_DELAY or the time left)."""
+
+    def __init__(self):
+        self.next_delay = FIRST_POLL_DELAY
+
+    def __call__(self, seconds):
+        time.sleep(min(seconds, self.next_delay))
+        self.next_delay = min(self.next_delay * 2, MAX_POLL_DELAY)
 
 
 def list_all_nodes(core):
@@ -297,7 +314,9 @@ class ClusterManager:
             return None
 
         try:
-            return wait_until(fetch, is_done, cluster_state, self.module.params["wait_timeout"], what, is_failed=failed, delay=POLL_DELAY)
+            return wait_until(
+                fetch, is_done, cluster_state, self.module.params["wait_timeout"], what, is_failed=failed, delay=MAX_POLL_DELAY, sleep=BackoffSleep()
+            )
         except (WaitTimeout, WaitFailed) as exc:
             self.fail(str(exc))
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
@@ -324,7 +343,8 @@ class ClusterManager:
                 self.module.params["wait_timeout"],
                 what,
                 is_failed=failed,
-                delay=POLL_DELAY,
+                delay=MAX_POLL_DELAY,
+                sleep=BackoffSleep(),
             )
         except (WaitTimeout, WaitFailed) as exc:
             self.fail(str(exc))
