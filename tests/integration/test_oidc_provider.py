@@ -1,5 +1,7 @@
 """eks_oidc_provider against the sandbox: created from the cluster's issuer, idempotent, updated, deleted."""
 
+import json
+
 import boto3
 import pytest
 
@@ -31,7 +33,9 @@ def cluster(sandbox):
     iam = aws(sandbox, "iam")
     role = iam.create_role(
         RoleName="it-oidc-cluster-role",
-        AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"eks.amazonaws.com"},"Action":"sts:AssumeRole"}]}',
+        AssumeRolePolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+        ),
     )["Role"]["Arn"]
     eks = aws(sandbox, "eks")
     eks.create_cluster(name="oidc-it", version="1.31", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
