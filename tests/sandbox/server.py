@@ -29,6 +29,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
 
 FAKE_ACCESS_KEY = "testing"
+_STARTED_BEFORE: list = []
+_RUNNING: list = []
 _WARM_SERVICES = ("ec2", "autoscaling", "iam", "sts", "ssm", "eks", "elbv2")
 FAKE_SECRET_KEY = "testing"
 
@@ -85,6 +87,16 @@ class Sandbox:
         else:
             os.makedirs(settings.state_dir, exist_ok=True)
         eks.configure(settings.account_id, settings.status_delay)
+        # moto's state is process-global: a sandbox started after another one stopped starts
+        # empty; one started while another runs shares its AWS state (there is only one moto).
+        if _RUNNING:
+            LOG.warning("another sandbox runs in this process; both share one moto (AWS state)")
+        elif _STARTED_BEFORE:
+            from moto.moto_api._internal.models import moto_api_backend
+
+            moto_api_backend.reset()
+        _STARTED_BEFORE.append(self)
+        _RUNNING.append(self)
         autoscaling.install()
         performance.install()
         self._seed()
@@ -149,6 +161,9 @@ class Sandbox:
 
     def stop(self) -> None:
         from tests.sandbox import hooks
+
+        if self in _RUNNING:
+            _RUNNING.remove(self)
 
         if self.kube is not None:
             hooks.unregister(self.kube)

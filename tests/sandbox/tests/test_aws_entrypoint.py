@@ -30,3 +30,16 @@ def test_module_prints_exports_serves_and_stops_on_sigterm():
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_sandbox_started_after_another_stopped_starts_empty():
+    script = (
+        "from tests.sandbox import Sandbox\n"
+        "for _ in range(2):\n"
+        "    with Sandbox() as sandbox:\n"
+        "        ec2 = sandbox.client('ec2')\n"
+        "        print(len(ec2.describe_vpcs()['Vpcs']))\n"
+        "        ec2.create_vpc(CidrBlock='10.9.0.0/16')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert result.stdout.split() == ["1", "1"]  # only the default VPC each time
