@@ -102,10 +102,11 @@ def ami_id(sandbox, version="1.31", path="amazon-linux-2023/x86_64/standard"):
 
 
 def node_group(sandbox, cluster, instance_profile_arn, user_data, size=1, instance_type="m5.large", image_id=None, name=None,
-               subnets=None):
+               subnets=None, client_config=None):
     """Launch template + ASG tagged for the cluster (the collection's node group shape); returns the ASG name."""
     name = name or unique("nodes")
-    ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
+    ec2 = sandbox.client("ec2")
+    autoscaling = sandbox.client("autoscaling", **({"config": client_config} if client_config else {}))
     template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
         "ImageId": image_id or ami_id(sandbox, cluster["version"]), "InstanceType": instance_type,
         "IamInstanceProfile": {"Arn": instance_profile_arn},
