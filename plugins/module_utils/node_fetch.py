@@ -256,7 +256,7 @@ def _node_page(api_client, query):
         return json.loads(response.data)
     from kubernetes.client import CoreV1Api
 
-    kwargs = dict((("_continue" if k == "continue" else k), v) for k, v in query)
+    kwargs = {("_continue" if k == "continue" else k): v for k, v in query}
     return json.loads(CoreV1Api(api_client).list_node(_preload_content=False, **kwargs).data)
 
 

@@ -117,6 +117,14 @@ def test_groups_and_hostvars_for_a_known_fleet(sandbox, tmp_path, known_fleet):
     assert inventory(sandbox, tmp_path, {"clusters": [cluster]}) == listing
 
 
+def test_a_group_larger_than_a_page_is_listed_completely(sandbox, tmp_path, unique_name, images):
+    cluster = fleet.create_cluster(sandbox, unique_name("inv"))
+    fleet.create_node_group(sandbox, cluster, cluster + "-wide", 120, images[0])
+    listing = inventory(sandbox, tmp_path, {"clusters": [cluster], "hostnames": ["instance-id"]})
+    assert sorted(hostvars(listing)) == sorted(fleet.group_instances(sandbox, cluster + "-wide"))
+    assert len(hostvars(listing)) == 120
+
+
 def test_ssm_connection_and_instance_id_names(sandbox, tmp_path, known_fleet):
     listing = inventory(sandbox, tmp_path, {"clusters": [known_fleet], "connection": "ssm", "hostnames": ["instance-id"]})
     workers = fleet.group_instances(sandbox, known_fleet + "-workers")
