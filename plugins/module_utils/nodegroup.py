@@ -81,6 +81,32 @@ def ami_ssm_parameter(ami_type, kubernetes_version):
     return pattern.format(version=kubernetes_version)
 
 
+def image_bootstrap_format(image):
+    """The bootstrap format an EKS-optimized image expects, from its name and description; None when unknown.
+
+    EKS images are named amazon-eks-node-al2023-... (nodeadm), amazon-eks[-gpu|-arm64]-node-<k8s>-...
+    (bootstrap.sh) and bottlerocket-aws-k8s-... (TOML); other names (custom builds) tell nothing.
+    """
+    text = "{0} {1}".format(image.get("Name") or "", image.get("Description") or "").lower()
+    if "bottlerocket" in text:
+        return "bottlerocket"
+    if "al2023" in text or "amazon-linux-2023" in text or "amazon linux 2023" in text:
+        return "al2023"
+    if "amazon-eks-node-" in text or "amazon-eks-gpu-node-" in text or "amazon-eks-arm64-node-" in text:
+        return "al2"
+    return None
+
+
+def check_image_bootstrap_format(ami_id, image, family):
+    """Refuse user data the image cannot read (an AL2023 image ignores bootstrap.sh user data, and so on)."""
+    expected = image_bootstrap_format(image)
+    if expected and expected != family:
+        raise NodeGroupError(
+            "{0} ({1}) boots with {2} bootstrap data, but this node group renders {3}; set bootstrap_format: {2} (or an ami_type of that"
+            " family), or give an AMI of the {3} family".format(ami_id, image.get("Name"), expected, family)
+        )
+
+
 # ---------------------------------------------------------------------------------------
 # Validation
 

@@ -476,7 +476,9 @@ instances:
       description: The instance was launched from another launch template, version or AMI than the group's current one.
       type: bool
     bootstrap_problems:
-      description: Where the instance's own user data disagrees with the cluster (endpoint, CA, name, service CIDR); empty when it matches.
+      description:
+        - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR); empty when it matches.
+        - Instances on the current launch template version run the user data the module rendered from the cluster.
       type: list
       elements: str
 tags:
@@ -625,6 +627,21 @@ class NodeGroup:
                 )
             self.fail("could not read SSM parameter {0}".format(parameter), exc)
 
+    def check_image(self, ami_id):
+        try:
+            images = self.ec2.describe_images(ImageIds=[ami_id], aws_retry=True)["Images"]
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed", "InvalidAMIID.Unavailable"):
+                images = []
+            else:
+                raise
+        if not images:
+            self.fail("AMI {0} does not exist in this region (or is not shared with this account); check ami_id and the region".format(ami_id))
+        try:
+            ng.check_image_bootstrap_format(ami_id, images[0], self.family)
+        except ng.NodeGroupError as exc:
+            self.fail(str(exc))
+
     def resolve_max_pods(self):
         if self.params["max_pods"] is not None:
             return self.params["max_pods"]
@@ -681,6 +698,7 @@ class NodeGroup:
         except UserDataError as exc:
             self.fail(str(exc))
         ami_id = self.resolve_ami(cluster)
+        self.check_image(ami_id)
         max_pods = self.resolve_max_pods()
         try:
             user_data = render_user_data(
@@ -729,7 +747,8 @@ class NodeGroup:
             ec2_instances = self.ec2_instances([i["InstanceId"] for i in asg.get("Instances") or []])
             instances = ng.instance_report(asg, ec2_instances, version, ami_id, template_id)
             for inst in instances:
-                text = self.instance_user_data(inst["instance_id"])
+                # Instances on the current version run the data rendered above; only the others can disagree.
+                text = self.instance_user_data(inst["instance_id"]) if inst["outdated"] else None
                 inst["bootstrap_problems"] = bootstrap_mismatches(self.family, text, cluster_info) if text is not None else []
 
         result = dict(

@@ -163,6 +163,8 @@ BAD_INPUT = [
     ("user_data_too_big", dict(pre_bootstrap_scripts=["echo " + "x" * 17000]), "over EC2's limit of 16384 bytes"),
     ("custom_without_format", dict(ami_type="CUSTOM", ami_id="ami-12c6146b"), "ami_type CUSTOM needs bootstrap_format"),
     ("wrong_ca_override", dict(extra_node_config=[{"cluster": {"certificateAuthority": "d3Jvbmc="}}]), "spec.cluster.certificateAuthority"),
+    ("al2_data_on_al2023_ami", "AL2023_AMI_AS_AL2", "boots with al2023 bootstrap data, but this node group renders al2"),
+    ("missing_ami", dict(ami_id="ami-0000000000000dead"), "AMI ami-0000000000000dead does not exist"),
 ]
 
 
@@ -174,6 +176,10 @@ def test_bad_input_fails_clearly_and_changes_nothing(env, playbook, sandbox, tmp
             overrides = dict(subnets=env.other_vpc_subnets)
         elif overrides == "SINGLE_AZ":
             overrides = dict(subnets=env.single_az)
+        elif overrides == "AL2023_AMI_AS_AL2":
+            parameter = "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id"
+            ami = aws(sandbox, "ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            overrides = dict(ami_type="CUSTOM", bootstrap_format="al2", ami_id=ami)
         args = env.group_args("bad-" + case.replace("_", "-"), **overrides)
         tasks.append({"name": case, "selfmanaged.eks.eks_nodegroup_asg": args, "ignore_errors": True})
     path = tmp_path / "bad_input.yml"

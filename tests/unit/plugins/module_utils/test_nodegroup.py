@@ -301,3 +301,23 @@ def test_an_instance_from_another_launch_template_is_outdated():
     assert report["outdated"] is True
     [same] = ng.instance_report(asg, {"i-1": {"ImageId": "ami-new"}}, 1, "ami-new", "lt-other")
     assert same["outdated"] is False
+
+
+@pytest.mark.parametrize(
+    "name, family",
+    [
+        ("amazon-eks-node-al2023-x86_64-standard-1.31-v20241024", "al2023"),
+        ("amazon-eks-node-1.31-v20241024", "al2"),
+        ("amazon-eks-gpu-node-1.30-v20240917", "al2"),
+        ("bottlerocket-aws-k8s-1.31-x86_64-v1.26.1-943d9a41", "bottlerocket"),
+        ("my-golden-image-2024", None),
+    ],
+)
+def test_image_bootstrap_format_from_eks_image_names(name, family):
+    assert ng.image_bootstrap_format({"Name": name}) == family
+
+
+def test_al2_user_data_on_an_al2023_image_is_refused():
+    with pytest.raises(ng.NodeGroupError, match="ami-1 .* boots with al2023 bootstrap data, but this node group renders al2; set bootstrap_format: al2023"):
+        ng.check_image_bootstrap_format("ami-1", {"Name": "amazon-eks-node-al2023-x86_64-standard-1.31-v1"}, "al2")
+    ng.check_image_bootstrap_format("ami-2", {"Name": "golden"}, "al2")
