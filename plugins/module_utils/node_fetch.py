@@ -155,8 +155,7 @@ def _describe_instance_pages(ec2, **kwargs):
     while True:
         response = ec2.describe_instances(aws_retry=True, **kwargs)
         for reservation in response.get("Reservations", []):
-            for instance in reservation.get("Instances", []):
-                yield instance
+            yield from reservation.get("Instances", [])
         if not response.get("NextToken"):
             return
         kwargs["NextToken"] = response["NextToken"]
