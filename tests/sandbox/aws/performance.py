@@ -9,6 +9,10 @@ candidate attribute names (alias providers, ``xform_name``), creating several ob
 time. The candidates depend only on the picker, the object's class, the key and the model
 shape, so they are computed once per combination; the values are still read from each object
 in the same order, so responses are unchanged.
+
+moto renders XML (EC2 and query protocols) through ``xmltodict.unparse``, one SAX event per
+element; ``fast_unparse`` writes the same bytes directly (tests compare both on real
+responses).
 """
 
 from __future__ import annotations
@@ -88,6 +92,75 @@ def _picker_call(self, context):
     return value
 
 
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).decode("utf-8", errors="replace")
+    return str(value)
+
+
+def _emit(key: str, value, out: list, short_empty: bool) -> None:
+    """xmltodict's element emission (no pretty printing, no namespaces, no comments), writing
+    strings directly instead of through SAX events; byte-identical output."""
+    from xml.sax.saxutils import escape, quoteattr
+
+    if not hasattr(value, "__iter__") or isinstance(value, (str, bytes, bytearray, memoryview, dict)):
+        value = [value]
+    for item in value:
+        if item is None:
+            item = {}
+        elif not isinstance(item, (dict, str)):
+            item = _text(item)
+        if isinstance(item, str):
+            item = {"#text": item}
+        cdata = None
+        attrs = []
+        children = []
+        for child_key, child_value in item.items():
+            if child_key == "#text":
+                cdata = None if child_value is None else _text(child_value)
+            elif isinstance(child_key, str) and child_key.startswith("@"):
+                if child_key == "@xmlns" and isinstance(child_value, dict):
+                    for prefix, uri in child_value.items():
+                        attrs.append((f"xmlns:{prefix}" if prefix else "xmlns", "" if uri is None else _text(uri)))
+                else:
+                    attrs.append((child_key[1:], "" if child_value is None else _text(child_value)))
+            elif not (isinstance(child_value, list) and not child_value):
+                children.append((child_key, child_value))
+        start = "<" + key + "".join(f" {name}={quoteattr(text)}" for name, text in attrs)
+        inner: list = []
+        for child_key, child_value in children:
+            _emit(child_key, child_value, inner, short_empty)
+        if cdata:
+            inner.append(escape(cdata))
+        if not inner and short_empty:
+            out.append(start + "/>")
+        else:
+            out.append(start + ">")
+            out.extend(inner)
+            out.append(f"</{key}>")
+
+
+def fast_unparse(input_dict, output=None, encoding="utf-8", full_document=True, short_empty_elements=False, **kwargs):
+    """``xmltodict.unparse`` for the calls moto's serializers make; anything else (pretty
+    printing, namespaces, comments, an output stream) goes to xmltodict itself."""
+    import xmltodict
+
+    if output is not None or kwargs.get("pretty") or set(kwargs) - {"pretty"} or encoding != "utf-8" or not isinstance(input_dict, dict) \
+            or any(not isinstance(k, str) or k.startswith("#") for k in input_dict):
+        return xmltodict.unparse(input_dict, output=output, encoding=encoding, full_document=full_document,
+                                 short_empty_elements=short_empty_elements, **kwargs)
+    if full_document and len(input_dict) != 1:
+        return xmltodict.unparse(input_dict, full_document=full_document, short_empty_elements=short_empty_elements, **kwargs)
+    out = ['<?xml version="1.0" encoding="utf-8"?>\n'] if full_document else []
+    for key, value in input_dict.items():
+        _emit(key, value, out, short_empty_elements)
+    return "".join(out)
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -97,4 +170,10 @@ def install() -> None:
 
     TaggedEC2Resource.get_tags = _get_tags
     AttributePicker.__call__ = _picker_call
+    import types
+
+    import moto.core.serialize as serialize
+    import xmltodict
+
+    serialize.xmltodict = types.SimpleNamespace(unparse=fast_unparse, parse=xmltodict.parse)
     _installed = True
