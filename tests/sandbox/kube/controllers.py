@@ -13,7 +13,9 @@ import json
 import logging
 import time
 
+from .defaults import apply_defaults
 from .disruption import pod_is_ready, refresh_pdbs
+from .errors import ApiError
 from .resources import resource_type
 from .store import now_iso, random_suffix
 
@@ -142,9 +144,15 @@ class WorkloadController:
         if node_name:
             pod["spec"]["nodeName"] = node_name
             pod["spec"]["tolerations"] = (pod["spec"].get("tolerations") or []) + DAEMONSET_TOLERATIONS
-        from .defaults import apply_defaults
         apply_defaults(PODS, pod)
-        store.create(PODS, owner["metadata"]["namespace"], pod)
+        for _ in range(5):
+            try:
+                store.create(PODS, owner["metadata"]["namespace"], pod)
+                return
+            except ApiError as exc:
+                if exc.code != 409 or kind == "StatefulSet":
+                    raise
+                pod["metadata"]["name"] = f"{name.rsplit('-', 1)[0]}-{random_suffix()}"  # generated-name collision: draw again
 
     # ---- Deployments -------------------------------------------------------------------
     def _deployments(self, store):
