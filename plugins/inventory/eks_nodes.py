@@ -20,7 +20,7 @@ description:
     and with O(kubernetes=true) DescribeCluster plus one Node list per cluster. Regions are read concurrently;
     throttling is retried with jittered backoff. A cache hit makes no API call at all."
 author:
-  - selfmanaged.eks contributors
+  - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
   - boto3
   - botocore
