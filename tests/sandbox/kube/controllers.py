@@ -357,7 +357,8 @@ class WorkloadController:
                            "message": "Deployment has minimum availability." if available else "Deployment does not have minimum availability."},
                           {"type": "Progressing", "status": "True",
                            "reason": "NewReplicaSetAvailable" if updated == desired == ready else "ReplicaSetUpdated",
-                           "message": f'ReplicaSet "{deploy["metadata"]["name"]}-{wanted_hash}" is progressing.'}]}
+                           "message": f'ReplicaSet "{deploy["metadata"]["name"]}-{wanted_hash}" '
+                                      + ("has successfully progressed." if updated == desired == ready else "is progressing.")}]}
             for key in ("readyReplicas", "availableReplicas", "unavailableReplicas", "updatedReplicas"):
                 if not status[key]:
                     status.pop(key)
