@@ -72,11 +72,15 @@ sanity: venv
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
+# Two workers (one sandbox each, files kept whole): these suites mostly wait on the
+# sandbox's status delays and on ansible-playbook start-up, so two cores fill up.
+PYTEST_WORKERS ?= 2
+
 sandbox-tests: venv
-	$(BIN)/python -m pytest -q tests/sandbox/tests
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/sandbox/tests
 
 integration: venv
-	$(BIN)/python -m pytest -q tests/integration
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15 tests/integration
 
 # One fresh sandbox per scenario, its environment exported to molecule.
 molecule: venv
