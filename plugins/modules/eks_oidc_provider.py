@@ -67,7 +67,9 @@ EXAMPLES = r"""
 
 RETURN = r"""
 arn:
-  description: ARN of the OIDC provider (empty after O(state=absent) or a create in check mode).
+  description:
+    - ARN of the OIDC provider; empty after O(state=absent).
+    - For a create in check mode, the ARN IAM will give it.
   returned: always
   type: str
   sample: arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/EXAMPLE
@@ -138,6 +140,13 @@ def find_provider(iam, host_path):
     return None, None
 
 
+def predicted_arn(module, host_path):
+    """The ARN IAM will give the provider (for check mode, so that later tasks can use it)."""
+    caller = aws_client(module, "sts").get_caller_identity(aws_retry=True)
+    partition = caller["Arn"].split(":")[1]
+    return "arn:{0}:iam::{1}:oidc-provider/{2}".format(partition, caller["Account"], host_path)
+
+
 def provider_result(arn, provider, issuer, host_path):
     result = dict(arn=arn or "", issuer=issuer, url=host_path)
     if provider is not None:
@@ -159,7 +168,7 @@ def ensure_present(module, iam, arn, provider, issuer, host_path, thumbprints):
     if arn is None:
         diff = {"before": {}, "after": dict(url=host_path, client_ids=client_ids, thumbprints=thumbprints or [], tags=params.get("tags") or {})}
         if module.check_mode:
-            return dict(changed=True, diff=diff, **provider_result(None, None, issuer, host_path))
+            return dict(changed=True, diff=diff, **provider_result(predicted_arn(module, host_path), None, issuer, host_path))
         request = dict(Url="https://" + host_path, ClientIDList=client_ids)
         if thumbprints:
             request["ThumbprintList"] = thumbprints

@@ -50,7 +50,7 @@ def test_provider_lifecycle(sandbox, module_runner, cluster):
 
     planned = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it"}, check=True))
     assert planned["changed"] is True
-    assert planned["arn"] == ""
+    assert planned["arn"] == "arn:aws:iam::123456789012:oidc-provider/" + host_path
     assert not [p for p in iam.list_open_id_connect_providers()["OpenIDConnectProviderList"] if p["Arn"].endswith(host_path)]
 
     created = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it", "tags": {"cluster": "oidc-it"}}))

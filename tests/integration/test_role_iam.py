@@ -75,6 +75,13 @@ def attached(iam, role):
 def test_roles_profile_and_irsa_trust(sandbox, playbook, tmp_path, unique_name):
     cluster = unique_name("iam")
     path = write(tmp_path, play(cluster))
+    # Check mode on a fresh account predicts the ARNs later roles need, and creates nothing.
+    planned = playbook(path, check=True)
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    predicted = planned.result("Show facts")["msg"]
+    with pytest.raises(aws(sandbox, "iam").exceptions.NoSuchEntityException):
+        aws(sandbox, "iam").get_role(RoleName=cluster + "-eks-cluster")
+
     first = playbook(path)
     assert first.returncode == 0, first.stderr[-3000:]
     facts = first.result("Show facts")["msg"]
@@ -83,6 +90,7 @@ def test_roles_profile_and_irsa_trust(sandbox, playbook, tmp_path, unique_name):
     assert roles["node_role_name"] == cluster + "-eks-node"
     assert roles["node_instance_profile_name"] == cluster + "-eks-node"
     assert facts["irsa"] == "arn:aws:iam::123456789012:role/{0}-ebs-csi".format(cluster)
+    assert predicted == facts
 
     iam = aws(sandbox, "iam")
     cluster_role = iam.get_role(RoleName=cluster + "-eks-cluster")["Role"]
