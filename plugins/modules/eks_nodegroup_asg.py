@@ -813,9 +813,9 @@ class NodeGroup:
         self.diff_after["launch_template"] = dict(version=new_version, data={k: ng.readable_launch_template_data(desired_data).get(k) for k in changed_keys})
         if self.check:
             return template_id, new_version, desired_data
+        # No SourceVersion: EC2 would lay our data over the source's and keep keys we removed.
         created = self.ec2.create_launch_template_version(
             LaunchTemplateId=template_id,
-            SourceVersion=str(base_version),
             LaunchTemplateData=desired_data,
             VersionDescription="selfmanaged.eks: {0} changed".format(", ".join(changed_keys)),
             aws_retry=True,

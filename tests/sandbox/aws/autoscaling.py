@@ -115,7 +115,9 @@ def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags
         for instance in reservation.instances:
             _apply_profile_and_metadata(self, instance, version.data if version is not None else None)
             instance.autoscaling_group = self
-            self.instance_states.append(InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in))
+            state = InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
+            state.launched_template_version = version.number if version is not None else None
+            self.instance_states.append(state)
 
 
 def _is_current(group, state, version) -> bool:
@@ -156,11 +158,24 @@ def _wrap_set_desired_capacity(original):
     return set_desired_capacity
 
 
+def _instance_launch_template(self) -> dict[str, Any] | None:
+    """The launch template version this instance was launched from (moto reports the
+    template's default version for every instance, which hides drift)."""
+    group = self.auto_scaling_group
+    template = group.ec2_launch_template
+    if template is None:
+        return None
+    number = getattr(self, "launched_template_version", None) or template.default_version_number
+    return {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name, "Version": str(number)}
+
+
 def install() -> None:
     global _installed
     if _installed:
         return
-    from moto.autoscaling.models import FakeAutoScalingGroup
+    from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
+
+    InstanceState.launch_template = property(_instance_launch_template)
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     FakeAutoScalingGroup.set_desired_capacity = _wrap_set_desired_capacity(FakeAutoScalingGroup.set_desired_capacity)

@@ -86,3 +86,31 @@ def test_scale_in_keeps_azs_balanced_and_removes_outdated_instances_first(sandbo
     assert not old & {i["InstanceId"] for i in left}  # the version-1 instances went first
     assert sorted(i["AvailabilityZone"] for i in left) == sorted(network["azs"] * 2)
     assert {i["InstanceType"] for i in left} == {"m5.xlarge"}
+
+
+def test_new_template_version_builds_on_its_source_and_launches_with_its_own_user_data(sandbox, network, node_role):
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    template_id = _template(sandbox, "versioned-lt", _image(sandbox))
+    v2_user_data = "#!/bin/bash\necho version-2\n"
+    created = ec2.create_launch_template_version(
+        LaunchTemplateId=template_id, SourceVersion="1",
+        LaunchTemplateData={"UserData": base64.b64encode(v2_user_data.encode()).decode()})["LaunchTemplateVersion"]
+    # EC2 lays the request over the source version: the rest of version 1 is kept.
+    assert created["LaunchTemplateData"]["InstanceType"] == "m5.large"
+    assert created["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "required"
+    asg.create_auto_scaling_group(AutoScalingGroupName="versioned", MinSize=1, MaxSize=3, DesiredCapacity=1,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "2"},
+                                  VPCZoneIdentifier=network["subnets"][0])
+    [first] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["versioned"])["AutoScalingGroups"][0]["Instances"]
+    assert first["LaunchTemplate"]["Version"] == "2"
+    attribute = ec2.describe_instance_attribute(InstanceId=first["InstanceId"], Attribute="userData")["UserData"]["Value"]
+    assert base64.b64decode(attribute).decode() == v2_user_data
+    # A version without a source starts empty but for what the request says.
+    bare = ec2.create_launch_template_version(LaunchTemplateId=template_id, LaunchTemplateData={"ImageId": _image(sandbox)})
+    assert "InstanceType" not in bare["LaunchTemplateVersion"]["LaunchTemplateData"]
+    # Moving the group to version 1 leaves the running instance on version 2: it is outdated.
+    asg.update_auto_scaling_group(AutoScalingGroupName="versioned", LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"})
+    asg.set_desired_capacity(AutoScalingGroupName="versioned", DesiredCapacity=2)
+    versions = sorted(i["LaunchTemplate"]["Version"]
+                      for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["versioned"])["AutoScalingGroups"][0]["Instances"])
+    assert versions == ["1", "2"]
