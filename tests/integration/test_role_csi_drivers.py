@@ -137,22 +137,15 @@ def test_gp3_is_the_only_default_and_gp2_still_exists(sandbox, converged):
     assert "ebs.csi.aws.com" in drivers
 
 
-def pod_identity_supported(sandbox, cluster):
-    try:
-        aws(sandbox, "eks").list_pod_identity_associations(clusterName=cluster)
-    except Exception:  # pylint: disable=broad-except
-        return False
-    return True
-
-
 def test_ebs_driver_with_pod_identity(sandbox, converged, play_file, playbook):
-    if not pod_identity_supported(sandbox, converged[0]):
-        pytest.skip("the sandbox does not implement the Pod Identity association APIs (ListPodIdentityAssociations)")
     name = make_cluster(sandbox, unique_cluster_name("csipi"))
     run = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
     assert run.returncode == 0, run.stderr[-3000:]
     addon = aws(sandbox, "eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
     assert len(addon["podIdentityAssociations"]) == 1
     assert not addon.get("serviceAccountRoleArn")
+    [summary] = aws(sandbox, "eks").list_pod_identity_associations(clusterName=name)["associations"]
+    assert (summary["namespace"], summary["serviceAccount"]) == ("kube-system", "ebs-csi-controller-sa")
+    assert summary["ownerArn"] == addon["addonArn"]
     again = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
     assert again.changed_count() == 0

@@ -134,6 +134,7 @@ class SandboxClusterState:
     access_entries: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)
     addons: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)
     updates: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)
+    pod_identity: "OrderedDict[str, dict]" = field(default_factory=OrderedDict)
 
 
 def _eks_backend(region: str):
@@ -170,6 +171,7 @@ def _settle(cluster) -> bool:
         if addon["status"] == "DELETING":
             if _due(addon["_deadline"]):
                 del state.addons[name]
+                _drop_owned_associations(state, addon["addonArn"], keep=())
         elif addon["status"] in ("CREATING", "UPDATING") and _due(addon["_deadline"]):
             if update is None or update["status"] != "InProgress":
                 addon["status"] = "ACTIVE"
@@ -1014,13 +1016,13 @@ def _parse_configuration(addon_name: str, version: str, text: str | None) -> str
     return text
 
 
-def _pod_identity(cluster, addon_name: str, associations: Any) -> tuple[list, list]:
+def _pod_identity(cluster, addon_name: str, associations: Any, owner_arn: str) -> tuple[list, list]:
+    """Validate an add-on's podIdentityAssociations and create them (owned by the add-on)."""
     if associations is None:
         return [], []
     if not isinstance(associations, list):
         raise EksError("InvalidParameterException", "podIdentityAssociations must be a list", addonName=addon_name)
     allowed = {sa for sa, _ in catalog.POD_IDENTITY.get(addon_name, [])}
-    arns = []
     for item in associations:
         service_account = item.get("serviceAccount")
         _validate_role_exists(item.get("roleArn"))
@@ -1028,9 +1030,134 @@ def _pod_identity(cluster, addon_name: str, associations: Any) -> tuple[list, li
             raise EksError("InvalidParameterException",
                            f"Service account {service_account} is not used by add-on {addon_name}; "
                            f"valid service accounts: {', '.join(sorted(allowed)) or 'none'}", addonName=addon_name)
-        arns.append(f"arn:{_partition(cluster.sandbox.region)}:eks:{cluster.sandbox.region}:{account_id()}:"
-                    f"podidentityassociation/{cluster.name}/a-{uuid.uuid4().hex[:17]}")
+        other = _association_for(cluster.sandbox, "kube-system", service_account)
+        if other is not None and other.get("ownerArn") != owner_arn:
+            raise EksError("ResourceInUseException", f"Association already exists for kube-system/{service_account}: "
+                           f"{other['associationArn']}", addonName=addon_name, clusterName=cluster.name)
+    arns = []
+    for item in associations:
+        existing = _association_for(cluster.sandbox, "kube-system", item["serviceAccount"])
+        if existing is not None:
+            existing.update(roleArn=item["roleArn"], modifiedAt=_now())
+            arns.append(existing["associationArn"])
+        else:
+            arns.append(_new_association(cluster, "kube-system", item["serviceAccount"], item["roleArn"], {}, owner_arn)["associationArn"])
     return list(associations), arns
+
+
+# ---------------------------------------------------------------------------------------
+# Pod Identity associations (standalone, or owned by an add-on).
+
+
+def _association_for(state: SandboxClusterState, namespace: str, service_account: str) -> dict | None:
+    for association in state.pod_identity.values():
+        if association["namespace"] == namespace and association["serviceAccount"] == service_account:
+            return association
+    return None
+
+
+def _new_association(cluster, namespace: str, service_account: str, role_arn: str, tags: dict, owner_arn: str | None) -> dict:
+    association_id = f"a-{uuid.uuid4().hex[:17]}"
+    now = _now()
+    association = {
+        "clusterName": cluster.name,
+        "namespace": namespace,
+        "serviceAccount": service_account,
+        "roleArn": role_arn,
+        "associationArn": f"arn:{_partition(cluster.sandbox.region)}:eks:{cluster.sandbox.region}:{account_id()}:"
+                          f"podidentityassociation/{cluster.name}/{association_id}",
+        "associationId": association_id,
+        "tags": dict(tags),
+        "createdAt": now,
+        "modifiedAt": now,
+        "disableSessionTags": False,
+    }
+    if owner_arn:
+        association["ownerArn"] = owner_arn
+    cluster.sandbox.pod_identity[association_id] = association
+    return association
+
+
+def _drop_owned_associations(state: SandboxClusterState, owner_arn: str, keep) -> None:
+    for association_id, association in list(state.pod_identity.items()):
+        if association.get("ownerArn") == owner_arn and association["associationArn"] not in keep:
+            del state.pod_identity[association_id]
+
+
+def _require_association(cluster, association_id: str) -> dict:
+    association = cluster.sandbox.pod_identity.get(association_id)
+    if association is None:
+        raise EksError("ResourceNotFoundException", f"Association {association_id} not found in cluster {cluster.name}",
+                       clusterName=cluster.name)
+    return association
+
+
+@_handler("CreatePodIdentityAssociation")
+def create_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
+    body = request.body
+    with _lock:
+        cluster = _addon_cluster(request)
+        namespace, service_account = body.get("namespace"), body.get("serviceAccount")
+        for field_name, value in (("namespace", namespace), ("serviceAccount", service_account), ("roleArn", body.get("roleArn"))):
+            if not value:
+                raise EksError("InvalidParameterException", f"{field_name} is required", clusterName=cluster.name)
+        _validate_role_exists(body["roleArn"])
+        existing = _association_for(cluster.sandbox, namespace, service_account)
+        if existing is not None:
+            raise EksError("ResourceInUseException", f"Association already exists: {existing['associationArn']}",
+                           clusterName=cluster.name)
+        association = _new_association(cluster, namespace, service_account, body["roleArn"], _tags(body), None)
+        return 200, {"association": json.loads(json.dumps(association))}
+
+
+@_handler("DescribePodIdentityAssociation")
+def describe_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
+    with _lock:
+        cluster = _require_cluster(request.region, request.path_params["name"])
+        association = _require_association(cluster, request.path_params["associationId"])
+        return 200, {"association": json.loads(json.dumps(association))}
+
+
+@_handler("ListPodIdentityAssociations")
+def list_pod_identity_associations(request: EksRequest) -> tuple[int, dict]:
+    namespace, service_account = request.q("namespace"), request.q("serviceAccount")
+    with _lock:
+        cluster = _require_cluster(request.region, request.path_params["name"])
+        summaries = [
+            {key: association[key] for key in ("clusterName", "namespace", "serviceAccount", "associationArn", "associationId", "ownerArn")
+             if key in association}
+            for association in cluster.sandbox.pod_identity.values()
+            if (not namespace or association["namespace"] == namespace)
+            and (not service_account or association["serviceAccount"] == service_account)
+        ]
+    page, token = _paginate(summaries, request)
+    return 200, _with_token({"associations": page}, token)
+
+
+@_handler("UpdatePodIdentityAssociation")
+def update_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
+    with _lock:
+        cluster = _require_cluster(request.region, request.path_params["name"])
+        association = _require_association(cluster, request.path_params["associationId"])
+        if association.get("ownerArn"):
+            raise EksError("InvalidRequestException", f"Association {association['associationId']} is managed by "
+                           f"{association['ownerArn']}; change it through that add-on", clusterName=cluster.name)
+        if request.body.get("roleArn"):
+            _validate_role_exists(request.body["roleArn"])
+            association.update(roleArn=request.body["roleArn"], modifiedAt=_now())
+        return 200, {"association": json.loads(json.dumps(association))}
+
+
+@_handler("DeletePodIdentityAssociation")
+def delete_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
+    with _lock:
+        cluster = _require_cluster(request.region, request.path_params["name"])
+        association = _require_association(cluster, request.path_params["associationId"])
+        if association.get("ownerArn"):
+            raise EksError("InvalidRequestException", f"Association {association['associationId']} is managed by "
+                           f"{association['ownerArn']}; remove it from that add-on", clusterName=cluster.name)
+        del cluster.sandbox.pod_identity[association["associationId"]]
+        return 200, {"association": json.loads(json.dumps(association))}
 
 
 def _addon_cluster(request: EksRequest):
@@ -1065,7 +1192,8 @@ def create_addon(request: EksRequest) -> tuple[int, dict]:
         if body.get("serviceAccountRoleArn"):
             _validate_role_exists(body["serviceAccountRoleArn"], "serviceAccountRoleArn")
         configuration = _parse_configuration(addon_name, version, body.get("configurationValues"))
-        associations, association_arns = _pod_identity(cluster, addon_name, body.get("podIdentityAssociations"))
+        addon_arn = _addon_arn(cluster, addon_name, version)
+        associations, association_arns = _pod_identity(cluster, addon_name, body.get("podIdentityAssociations"), addon_arn)
         now = _now()
         addon = {
             "addonName": addon_name,
@@ -1073,7 +1201,7 @@ def create_addon(request: EksRequest) -> tuple[int, dict]:
             "status": "CREATING",
             "addonVersion": version,
             "health": {"issues": []},
-            "addonArn": _addon_arn(cluster, addon_name, version),
+            "addonArn": addon_arn,
             "createdAt": now,
             "modifiedAt": now,
             "tags": _tags(body),
@@ -1164,7 +1292,7 @@ def update_addon(request: EksRequest) -> tuple[int, dict]:
             _parse_configuration(addon_name, version, addon["configurationValues"])
         associations = None
         if body.get("podIdentityAssociations") is not None:
-            associations, association_arns = _pod_identity(cluster, addon_name, body["podIdentityAssociations"])
+            associations, association_arns = _pod_identity(cluster, addon_name, body["podIdentityAssociations"], addon["addonArn"])
             params.append({"type": "PodIdentityAssociations", "value": json.dumps(associations)})
 
         def apply() -> None:
@@ -1184,6 +1312,7 @@ def update_addon(request: EksRequest) -> tuple[int, dict]:
             if associations is not None:
                 addon["podIdentityAssociations"] = association_arns
                 addon["_pod_identity"] = associations
+                _drop_owned_associations(cluster.sandbox, addon["addonArn"], keep=association_arns)
 
         update = _new_update("AddonUpdate", params, apply, cluster_level=False)
         update["_addon"] = addon_name

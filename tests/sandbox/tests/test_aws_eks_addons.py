@@ -102,3 +102,33 @@ def test_deployment_addons_are_degraded_without_nodes_daemonsets_active(sandbox,
     eks.delete_addon(clusterName=name, addonName="coredns", preserve=True)
     eks.get_waiter("addon_deleted").wait(clusterName=name, addonName="coredns", WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
     assert sorted(eks.list_addons(clusterName=name)["addons"]) == ["aws-ebs-csi-driver", "kube-proxy"]
+
+
+def test_pod_identity_associations_standalone_and_owned_by_an_add_on(sandbox, make_cluster, node_role):
+    eks, iam = sandbox.client("eks"), sandbox.client("iam")
+    cluster = make_cluster()
+    role = iam.create_role(RoleName=f"{cluster}-pi", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "pods.eks.amazonaws.com"},
+                                                "Action": ["sts:AssumeRole", "sts:TagSession"]}]}))["Role"]["Arn"]
+    created = eks.create_pod_identity_association(clusterName=cluster, namespace="apps", serviceAccount="web", roleArn=role)["association"]
+    assert created["associationArn"].endswith("/" + created["associationId"])
+    with pytest.raises(ClientError) as info:
+        eks.create_pod_identity_association(clusterName=cluster, namespace="apps", serviceAccount="web", roleArn=role)
+    assert info.value.response["Error"]["Code"] == "ResourceInUseException"
+    eks.create_addon(clusterName=cluster, addonName="aws-ebs-csi-driver",
+                     podIdentityAssociations=[{"serviceAccount": "ebs-csi-controller-sa", "roleArn": role}])
+    addon = eks.describe_addon(clusterName=cluster, addonName="aws-ebs-csi-driver")["addon"]
+    [owned_arn] = addon["podIdentityAssociations"]
+    listed = eks.list_pod_identity_associations(clusterName=cluster)["associations"]
+    assert sorted((a["namespace"], a["serviceAccount"]) for a in listed) == [("apps", "web"), ("kube-system", "ebs-csi-controller-sa")]
+    owned = [a for a in listed if a["associationArn"] == owned_arn][0]
+    assert owned["ownerArn"] == addon["addonArn"]
+    # An association an add-on owns is changed through the add-on only.
+    with pytest.raises(ClientError) as info:
+        eks.delete_pod_identity_association(clusterName=cluster, associationId=owned["associationId"])
+    assert info.value.response["Error"]["Code"] == "InvalidRequestException"
+    assert eks.list_pod_identity_associations(clusterName=cluster, namespace="apps")["associations"][0]["serviceAccount"] == "web"
+    eks.delete_pod_identity_association(clusterName=cluster, associationId=created["associationId"])
+    with pytest.raises(ClientError) as info:
+        eks.describe_pod_identity_association(clusterName=cluster, associationId=created["associationId"])
+    assert info.value.response["Error"]["Code"] == "ResourceNotFoundException"
