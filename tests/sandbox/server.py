@@ -78,7 +78,7 @@ class Sandbox:
         from werkzeug.serving import make_server
 
         from tests.sandbox import hooks
-        from tests.sandbox.aws import autoscaling, eks, launch_templates, traffic
+        from tests.sandbox.aws import autoscaling, eks, instances, launch_templates, traffic
 
         settings = self.settings
         if settings.state_dir is None:
@@ -99,6 +99,7 @@ class Sandbox:
         _RUNNING.append(self)
         autoscaling.install()
         launch_templates.install()
+        instances.install()
         performance.install()
         self._seed()
         self._counter = traffic.CallCounter()

@@ -114,3 +114,18 @@ def test_new_template_version_builds_on_its_source_and_launches_with_its_own_use
     versions = sorted(i["LaunchTemplate"]["Version"]
                       for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["versioned"])["AutoScalingGroups"][0]["Instances"])
     assert versions == ["1", "2"]
+
+
+def test_describe_instances_by_ids_answers_in_one_page(sandbox, network, node_role):
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    template_id = _template(sandbox, "paging-lt", _image(sandbox))
+    asg.create_auto_scaling_group(AutoScalingGroupName="paging", MinSize=0, MaxSize=150, DesiredCapacity=120,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
+                                  VPCZoneIdentifier=",".join(network["subnets"]))
+    ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["paging"])["AutoScalingGroups"][0]["Instances"]]
+    answer = ec2.describe_instances(InstanceIds=ids)
+    assert "NextToken" not in answer
+    assert sorted(i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]) == sorted(ids)
+    # Without ids the answer is paged, and the pages add up to every instance.
+    first = ec2.describe_instances(MaxResults=50)
+    assert len(first["Reservations"]) == 50 and first["NextToken"]
