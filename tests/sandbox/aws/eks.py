@@ -674,6 +674,8 @@ def create_cluster(request: EksRequest) -> tuple[int, dict]:
         state.upgrade_support_type = (body.get("upgradePolicy") or {}).get("supportType") or "EXTENDED"
         state.deletion_protection = bool(body.get("deletionProtection"))
         state.cluster_security_group_id = _create_cluster_security_group(request.region, name, vpc_id, state)
+        # EKS gives every cluster its own OIDC issuer (moto gives one to all clusters of a process).
+        cluster.identity = {"oidc": {"issuer": f"https://oidc.eks.{request.region}.amazonaws.com/id/{uuid.uuid4().hex.upper()}"}}
         cluster.sandbox = state
         cluster.sandbox_created_at = _now()
         cluster.status = "CREATING"

@@ -1,5 +1,6 @@
 """Cluster lifecycle, version and config updates, through boto3 and botocore's waiters."""
 
+import re
 import time
 
 import pytest
@@ -123,3 +124,11 @@ def test_authentication_mode_only_moves_forward(sandbox, make_cluster):
     _wait_update(eks, name, update["id"])
     assert eks.describe_cluster(name=name)["cluster"]["accessConfig"]["authenticationMode"] == "API"
     assert aws_state.cluster("us-east-1", name)["accessConfig"]["authenticationMode"] == "API"
+
+
+def test_every_cluster_has_its_own_oidc_issuer(sandbox, make_cluster):
+    eks = sandbox.client("eks")
+    issuers = {eks.describe_cluster(name=make_cluster())["cluster"]["identity"]["oidc"]["issuer"] for _ in range(2)}
+    assert len(issuers) == 2
+    for issuer in issuers:
+        assert re.fullmatch(r"https://oidc\.eks\.us-east-1\.amazonaws\.com/id/[0-9A-F]{32}", issuer)
