@@ -3,7 +3,6 @@
 import json
 import time
 
-import boto3
 
 from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import ready_node_names
@@ -12,12 +11,6 @@ LABEL = "selfmanaged.eks/nodegroup"
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Put", "Modify", "Suspend", "Resume", "Attach", "Associate", "Run", "Terminate", "Set")
 TRUST_EC2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 TRUST_EKS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-
-
-def aws(sandbox, service):
-    env = sandbox.env()
-    return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"],
-                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
 
 def write_calls(sandbox):
@@ -43,7 +36,7 @@ class Env:
 
     def __init__(self, sandbox, name, mode="API_AND_CONFIG_MAP"):
         self.sandbox = sandbox
-        ec2, iam, eks = aws(sandbox, "ec2"), aws(sandbox, "iam"), aws(sandbox, "eks")
+        ec2, iam, eks = sandbox.client("ec2"), sandbox.client("iam"), sandbox.client("eks")
         vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
         self.subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.{0}.0/24".format(i), AvailabilityZone="us-east-1" + az)["Subnet"]["SubnetId"]
                         for i, az in enumerate("abc")]
@@ -74,4 +67,4 @@ class Env:
         return ready_node_names(core, label_selector="{0}={1}".format(LABEL, group))
 
     def authorize(self):
-        aws(self.sandbox, "eks").create_access_entry(clusterName=self.name, principalArn=self.node_role, type="EC2_LINUX")
+        self.sandbox.client("eks").create_access_entry(clusterName=self.name, principalArn=self.node_role, type="EC2_LINUX")

@@ -2,7 +2,6 @@
 
 import json
 
-import boto3
 import pytest
 import yaml
 
@@ -17,27 +16,16 @@ KUBE_PROXY_DEFAULT = "v1.31.2-eksbuild.3"
 WRITES = ("CreateAddon", "UpdateAddon", "DeleteAddon", "TagResource", "UntagResource")
 
 
-def aws(sandbox, service):
-    env = sandbox.env()
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-
-
 def make_cluster(sandbox, name, version=CLUSTER_VERSION):
-    ec2 = aws(sandbox, "ec2")
+    ec2 = sandbox.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
         for i, az in enumerate(["us-east-1a", "us-east-1b"])
     ]
     trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    role = aws(sandbox, "iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    eks = aws(sandbox, "eks")
+    role = sandbox.client("iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    eks = sandbox.client("eks")
     eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
     eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     return name
@@ -49,15 +37,15 @@ def writes(sandbox):
 
 
 def describe(sandbox, cluster, name):
-    return aws(sandbox, "eks").describe_addon(clusterName=cluster, addonName=name)["addon"]
+    return sandbox.client("eks").describe_addon(clusterName=cluster, addonName=name)["addon"]
 
 
 def kube_objects(sandbox, cluster_name, kind, namespace="kube-system"):
     """Names of Deployments/DaemonSets in the cluster, read through its Kubernetes API like a user."""
     from kubernetes.client import ApiClient, AppsV1Api
 
-    cluster = aws(sandbox, "eks").describe_cluster(name=cluster_name)["cluster"]
-    api = AppsV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(aws(sandbox, "sts"), cluster_name))))
+    cluster = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
+    api = AppsV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), cluster_name))))
     items = api.list_namespaced_deployment(namespace).items if kind == "Deployment" else api.list_namespaced_daemon_set(namespace).items
     return {item.metadata.name for item in items}
 

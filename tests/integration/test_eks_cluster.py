@@ -2,7 +2,6 @@
 
 import json
 
-import boto3
 import pytest
 import yaml
 
@@ -11,17 +10,6 @@ CLUSTER_ROLE_TRUST = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
 }
-
-
-def aws(sandbox, service):
-    env = sandbox.env()
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def writes(sandbox):
@@ -37,13 +25,13 @@ def writes(sandbox):
 @pytest.fixture(scope="module")
 def network(sandbox):
     """A VPC with two subnets in different zones, one more in the first zone, and a cluster role."""
-    ec2 = aws(sandbox, "ec2")
+    ec2 = sandbox.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock="10.61.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
         for i, az in enumerate(["us-east-1a", "us-east-1b", "us-east-1a"])
     ]
-    iam = aws(sandbox, "iam")
+    iam = sandbox.client("iam")
     try:
         role = iam.create_role(RoleName="it-eks-cluster-role", AssumeRolePolicyDocument=json.dumps(CLUSTER_ROLE_TRUST))["Role"]["Arn"]
     except iam.exceptions.EntityAlreadyExistsException:
@@ -68,7 +56,7 @@ def cluster(sandbox, module_runner, network, unique_name):
     name = unique_name("cp")
     ok(module_runner("eks_cluster", cluster_args(network, name, logging=["api"], authentication_mode="API_AND_CONFIG_MAP", tags={"env": "test", "old": "yes"})))
     yield name
-    aws(sandbox, "eks").delete_cluster(name=name)
+    sandbox.client("eks").delete_cluster(name=name)
 
 
 def test_create_read_back_no_op_update_and_delete(sandbox, module_runner, network, unique_name):
@@ -88,8 +76,8 @@ def test_create_read_back_no_op_update_and_delete(sandbox, module_runner, networ
     assert planned["changed"] is True
     assert planned["diff"]["before"] == {}
     assert planned["diff"]["after"]["logging"] == ["api", "audit"]
-    with pytest.raises(aws(sandbox, "eks").exceptions.ResourceNotFoundException):
-        aws(sandbox, "eks").describe_cluster(name=name)
+    with pytest.raises(sandbox.client("eks").exceptions.ResourceNotFoundException):
+        sandbox.client("eks").describe_cluster(name=name)
 
     created = ok(module_runner("eks_cluster", args, diff=True))
     assert created["changed"] is True
@@ -104,7 +92,7 @@ def test_create_read_back_no_op_update_and_delete(sandbox, module_runner, networ
     assert cluster["access_config"]["authentication_mode"] == "API_AND_CONFIG_MAP"
     assert cluster["platform_version"]
     assert cluster["tags"] == {"env": "test", "team": "platform"}
-    stored = aws(sandbox, "eks").describe_cluster(name=name)["cluster"]
+    stored = sandbox.client("eks").describe_cluster(name=name)["cluster"]
     assert stored["resourcesVpcConfig"]["publicAccessCidrs"] == ["203.0.113.0/24"]
     assert stored["resourcesVpcConfig"]["endpointPrivateAccess"] is True
 
@@ -123,8 +111,8 @@ def test_create_read_back_no_op_update_and_delete(sandbox, module_runner, networ
     sandbox.reset_api_calls()
     gone = ok(module_runner("eks_cluster", {"name": name, "state": "absent"}))
     assert gone["changed"] is True
-    with pytest.raises(aws(sandbox, "eks").exceptions.ResourceNotFoundException):
-        aws(sandbox, "eks").describe_cluster(name=name)
+    with pytest.raises(sandbox.client("eks").exceptions.ResourceNotFoundException):
+        sandbox.client("eks").describe_cluster(name=name)
     assert ok(module_runner("eks_cluster", {"name": name, "state": "absent"}))["changed"] is False
     assert ok(module_runner("eks_cluster_info", {"name": name}))["clusters"] == []
 
@@ -156,7 +144,7 @@ def test_config_update_is_one_waited_update_per_change_type(sandbox, module_runn
         ("AccessConfigUpdate", "Successful"),
     ]
     assert done["diff"] == planned["diff"]
-    stored = aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]
+    stored = sandbox.client("eks").describe_cluster(name=cluster)["cluster"]
     enabled = sorted(t for s in stored["logging"]["clusterLogging"] if s["enabled"] for t in s["types"])
     assert enabled == ["api", "audit", "authenticator"]
     assert stored["resourcesVpcConfig"]["publicAccessCidrs"] == ["198.51.100.0/24"]
@@ -168,7 +156,7 @@ def test_config_update_is_one_waited_update_per_change_type(sandbox, module_runn
     # Tags without purge only add.
     kept = ok(module_runner("eks_cluster", {"name": cluster, "tags": {"owner": "me"}, "purge_tags": False}))
     assert kept["changed"] is True
-    assert aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]["tags"] == {"env": "prod", "owner": "me"}
+    assert sandbox.client("eks").describe_cluster(name=cluster)["cluster"]["tags"] == {"env": "prod", "owner": "me"}
     assert ok(module_runner("eks_cluster", change | {"purge_tags": False}))["changed"] is False
 
 
@@ -187,7 +175,7 @@ def test_upgrade_two_minors_is_two_waited_version_updates(sandbox, module_runner
     ]
     assert upgraded["cluster"]["version"] == "1.32"
     assert upgraded["cluster"]["status"] == "ACTIVE"
-    eks = aws(sandbox, "eks")
+    eks = sandbox.client("eks")
     update_ids = eks.list_updates(name=cluster)["updateIds"]
     versions = sorted(
         p["value"] for uid in update_ids for p in eks.describe_update(name=cluster, updateId=uid)["update"]["params"] if p["type"] == "Version"
@@ -235,7 +223,7 @@ def run_refusals(sandbox, playbook, tmp_path, cases):
 
 
 def test_refusals_change_nothing(sandbox, playbook, tmp_path, network, cluster):
-    before = aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]
+    before = sandbox.client("eks").describe_cluster(name=cluster)["cluster"]
     # Each refusal rides along with an allowed change (logging), which must not be applied either.
     base = {"name": cluster, "logging": ["scheduler"]}
     cases = [
@@ -249,7 +237,7 @@ def test_refusals_change_nothing(sandbox, playbook, tmp_path, network, cluster):
         (dict(base, endpoint_public_access=False, endpoint_private_access=False), "enable at least one"),
     ]
     run_refusals(sandbox, playbook, tmp_path, cases)
-    after = aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]
+    after = sandbox.client("eks").describe_cluster(name=cluster)["cluster"]
     assert after["logging"] == before["logging"]
     assert after["version"] == before["version"]
 
@@ -273,8 +261,8 @@ def register_node(sandbox, cluster_name, node_name, kubelet_version):
     from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
     from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
 
-    described = aws(sandbox, "eks").describe_cluster(name=cluster_name)["cluster"]
-    api = CoreV1Api(ApiClient(eks_configuration(described, EksTokenSource(aws(sandbox, "sts"), cluster_name))))
+    described = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
+    api = CoreV1Api(ApiClient(eks_configuration(described, EksTokenSource(sandbox.client("sts"), cluster_name))))
     node = {
         "apiVersion": "v1",
         "kind": "Node",
@@ -312,7 +300,7 @@ def test_upgrade_refused_when_a_kubelet_would_fall_too_far_behind(sandbox, modul
     assert "ip-10-61-1-10" not in refused["msg"]
     assert "kubelet 1.29 or newer" in refused["msg"]
     assert writes(sandbox) == {}
-    assert aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]["version"] == "1.30"
+    assert sandbox.client("eks").describe_cluster(name=cluster)["cluster"]["version"] == "1.30"
 
     # One step (1.31, three behind) is within the policy.
     upgraded = ok(module_runner("eks_cluster", {"name": cluster, "version": "1.31"}))

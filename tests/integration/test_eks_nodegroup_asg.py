@@ -8,7 +8,6 @@ import pytest
 
 from tests.integration.eks_nodegroup_env import LABEL
 from tests.integration.eks_nodegroup_env import Env
-from tests.integration.eks_nodegroup_env import aws
 from tests.integration.eks_nodegroup_env import wait_for
 from tests.integration.eks_nodegroup_env import write_calls
 
@@ -57,9 +56,9 @@ def test_label_update_makes_exactly_one_new_version_and_marks_instances_outdated
     third = module_runner("eks_nodegroup_asg", updated)
     assert third["changed"] is False
     assert third["launch_template"]["version"] == 2
-    versions = aws(env.sandbox, "ec2").describe_launch_template_versions(LaunchTemplateName=args["name"])["LaunchTemplateVersions"]
+    versions = env.sandbox.client("ec2").describe_launch_template_versions(LaunchTemplateName=args["name"])["LaunchTemplateVersions"]
     assert sorted(v["VersionNumber"] for v in versions) == [1, 2]
-    asg = aws(env.sandbox, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"][0]
+    asg = env.sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"][0]
     assert asg["LaunchTemplate"]["Version"] == "2"
 
 
@@ -71,7 +70,7 @@ def test_check_mode_reports_the_change_with_a_diff_and_writes_nothing(env, modul
     assert created["diff"]["before"] == {"launch_template": {}, "auto_scaling_group": {}}
     assert created["diff"]["after"]["auto_scaling_group"]["MinSize"] == 2
     assert write_calls(sandbox) == {}
-    assert aws(sandbox, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"] == []
+    assert sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"] == []
 
     module_runner("eks_nodegroup_asg", args)
     sandbox.reset_api_calls()
@@ -87,7 +86,7 @@ def test_check_mode_reports_the_change_with_a_diff_and_writes_nothing(env, modul
 def test_desired_capacity_is_left_alone_unless_forced(env, module_runner):
     args = env.group_args("desired")
     module_runner("eks_nodegroup_asg", args)
-    autoscaling = aws(env.sandbox, "autoscaling")
+    autoscaling = env.sandbox.client("autoscaling")
     autoscaling.set_desired_capacity(AutoScalingGroupName=args["name"], DesiredCapacity=3)  # the autoscaler scaled up
     again = module_runner("eks_nodegroup_asg", args)
     assert again["changed"] is False
@@ -109,7 +108,7 @@ def test_spot_group_with_lifecycle_hook_and_tags(env, module_runner):
     )
     result = module_runner("eks_nodegroup_asg", args)
     assert result.get("failed") is not True, result.get("msg")
-    autoscaling = aws(env.sandbox, "autoscaling")
+    autoscaling = env.sandbox.client("autoscaling")
     asg = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"][0]
     policy = asg["MixedInstancesPolicy"]
     assert [o["InstanceType"] for o in policy["LaunchTemplate"]["Overrides"]] == ["m5.large", "m5a.large"]
@@ -121,7 +120,7 @@ def test_spot_group_with_lifecycle_hook_and_tags(env, module_runner):
     assert tags["team"] == "platform"
     assert [h["LifecycleHookName"] for h in autoscaling.describe_lifecycle_hooks(AutoScalingGroupName=args["name"])["LifecycleHooks"]] == ["drain"]
     assert [p["ProcessName"] for p in asg["SuspendedProcesses"]] == ["AZRebalance"]
-    data = aws(env.sandbox, "ec2").describe_launch_template_versions(LaunchTemplateName=args["name"], Versions=["1"])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
+    data = env.sandbox.client("ec2").describe_launch_template_versions(LaunchTemplateName=args["name"], Versions=["1"])["LaunchTemplateVersions"][0]["LaunchTemplateData"]
     assert data["MetadataOptions"]["HttpTokens"] == "required"
     assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
     assert data["BlockDeviceMappings"][0]["Ebs"] == {"VolumeSize": 80, "VolumeType": "gp3", "Encrypted": True, "DeleteOnTermination": True}
@@ -133,7 +132,7 @@ def test_bottlerocket_group_pins_the_ssm_ami(env, module_runner):
     args = env.group_args("br", ami_type="BOTTLEROCKET_x86_64", min_size=1, desired_capacity=1)
     result = module_runner("eks_nodegroup_asg", args)
     assert result.get("failed") is not True, result.get("msg")
-    expected = aws(env.sandbox, "ssm").get_parameter(Name="/aws/service/bottlerocket/aws-k8s-1.31/x86_64/latest/image_id")["Parameter"]["Value"]
+    expected = env.sandbox.client("ssm").get_parameter(Name="/aws/service/bottlerocket/aws-k8s-1.31/x86_64/latest/image_id")["Parameter"]["Value"]
     assert result["ami_id"] == expected
     assert result["launch_template"]["data"]["ImageId"] == expected
     assert result["user_data"].startswith("[settings.kubernetes]")
@@ -145,8 +144,8 @@ def test_absent_deletes_the_group_and_its_template(env, module_runner):
     module_runner("eks_nodegroup_asg", args)
     result = module_runner("eks_nodegroup_asg", {"name": args["name"], "state": "absent", "wait_timeout": 60})
     assert result["changed"] is True
-    assert aws(env.sandbox, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"] == []
-    templates = aws(env.sandbox, "ec2").describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [args["name"]]}])["LaunchTemplates"]
+    assert env.sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[args["name"]])["AutoScalingGroups"] == []
+    templates = env.sandbox.client("ec2").describe_launch_templates(Filters=[{"Name": "launch-template-name", "Values": [args["name"]]}])["LaunchTemplates"]
     assert templates == []
     assert module_runner("eks_nodegroup_asg", {"name": args["name"], "state": "absent"})["changed"] is False
 
@@ -178,7 +177,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(env, playbook, sandbox, tmp
             overrides = dict(subnets=env.single_az)
         elif overrides == "AL2023_AMI_AS_AL2":
             parameter = "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id"
-            ami = aws(sandbox, "ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
+            ami = sandbox.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]
             overrides = dict(ami_type="CUSTOM", bootstrap_format="al2", ami_id=ami)
         args = env.group_args("bad-" + case.replace("_", "-"), **overrides)
         tasks.append({"name": case, "selfmanaged.eks.eks_nodegroup_asg": args, "ignore_errors": True})
@@ -192,4 +191,4 @@ def test_bad_input_fails_clearly_and_changes_nothing(env, playbook, sandbox, tmp
         assert message in result["msg"], (case, result["msg"])
     assert write_calls(sandbox) == {}
     names = [t["selfmanaged.eks.eks_nodegroup_asg"]["name"] for t in tasks]
-    assert aws(sandbox, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"] == []
+    assert sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"] == []

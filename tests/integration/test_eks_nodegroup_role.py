@@ -8,7 +8,6 @@ import time
 import pytest
 
 from tests.integration.eks_nodegroup_env import Env
-from tests.integration.eks_nodegroup_env import aws
 
 
 def role_play(tmp_path, env, groups, **role_vars):
@@ -75,7 +74,7 @@ def test_access_entry_is_made_and_nodes_become_ready_then_nothing_changes(api_en
     summary = {g["name"]: g for g in run.result("groups")["node_bootstrap_groups"]}
     assert summary["general"]["ready_nodes"] == 2
     assert summary["spot"]["ready_nodes"] == 1
-    entry = aws(api_env.sandbox, "eks").describe_access_entry(clusterName=api_env.name, principalArn=api_env.node_role)["accessEntry"]
+    entry = api_env.sandbox.client("eks").describe_access_entry(clusterName=api_env.name, principalArn=api_env.node_role)["accessEntry"]
     assert entry["type"] == "EC2_LINUX"
     assert len(api_env.ready_nodes("general")) == 2
 
@@ -96,7 +95,7 @@ def test_instances_with_wrong_bootstrap_data_are_named(api_env, playbook, tmp_pa
     """Drift: someone launched instances from a hand-made launch template with another CA."""
     groups = [{"name": "drift", "min_size": 1, "max_size": 3, "desired_capacity": 1}]
     assert playbook(role_play(tmp_path, api_env, groups)).returncode == 0
-    ec2, autoscaling = aws(api_env.sandbox, "ec2"), aws(api_env.sandbox, "autoscaling")
+    ec2, autoscaling = api_env.sandbox.client("ec2"), api_env.sandbox.client("autoscaling")
     name = "{0}-drift".format(api_env.name)
     good = ec2.describe_launch_template_versions(LaunchTemplateName=name, Versions=["$Latest"])["LaunchTemplateVersions"][0]
     text = base64.b64decode(good["LaunchTemplateData"]["UserData"]).decode()

@@ -2,19 +2,7 @@
 
 import json
 
-import boto3
 import pytest
-
-
-def aws(sandbox, service):
-    env = sandbox.env()
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def ok(result):
@@ -24,20 +12,20 @@ def ok(result):
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    ec2 = aws(sandbox, "ec2")
+    ec2 = sandbox.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
         for i, az in enumerate(["us-east-1a", "us-east-1b"])
     ]
-    iam = aws(sandbox, "iam")
+    iam = sandbox.client("iam")
     role = iam.create_role(
         RoleName="it-oidc-cluster-role",
         AssumeRolePolicyDocument=json.dumps(
             {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
         ),
     )["Role"]["Arn"]
-    eks = aws(sandbox, "eks")
+    eks = sandbox.client("eks")
     eks.create_cluster(name="oidc-it", version="1.31", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
     eks.get_waiter("cluster_active").wait(name="oidc-it", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     return eks.describe_cluster(name="oidc-it")["cluster"]
@@ -46,7 +34,7 @@ def cluster(sandbox):
 def test_provider_lifecycle(sandbox, module_runner, cluster):
     issuer = cluster["identity"]["oidc"]["issuer"]
     host_path = issuer[len("https://"):]
-    iam = aws(sandbox, "iam")
+    iam = sandbox.client("iam")
 
     planned = ok(module_runner("eks_oidc_provider", {"cluster_name": "oidc-it"}, check=True))
     assert planned["changed"] is True

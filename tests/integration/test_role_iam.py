@@ -3,7 +3,6 @@
 import json
 from urllib.parse import unquote
 
-import boto3
 import pytest
 import yaml
 
@@ -13,17 +12,6 @@ S3_READ = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": "arn:aws:s3:::example-bucket/*"}],
 }
-
-
-def aws(sandbox, service):
-    env = sandbox.env()
-    return boto3.client(
-        service,
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_DEFAULT_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
 
 
 def document(value):
@@ -79,8 +67,8 @@ def test_roles_profile_and_irsa_trust(sandbox, playbook, tmp_path, unique_name):
     planned = playbook(path, check=True)
     assert planned.returncode == 0, planned.stderr[-3000:]
     predicted = planned.result("Show facts")["msg"]
-    with pytest.raises(aws(sandbox, "iam").exceptions.NoSuchEntityException):
-        aws(sandbox, "iam").get_role(RoleName=cluster + "-eks-cluster")
+    with pytest.raises(sandbox.client("iam").exceptions.NoSuchEntityException):
+        sandbox.client("iam").get_role(RoleName=cluster + "-eks-cluster")
 
     first = playbook(path)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -92,7 +80,7 @@ def test_roles_profile_and_irsa_trust(sandbox, playbook, tmp_path, unique_name):
     assert facts["irsa"] == "arn:aws:iam::123456789012:role/{0}-ebs-csi".format(cluster)
     assert predicted == facts
 
-    iam = aws(sandbox, "iam")
+    iam = sandbox.client("iam")
     cluster_role = iam.get_role(RoleName=cluster + "-eks-cluster")["Role"]
     trust = document(cluster_role["AssumeRolePolicyDocument"])
     assert trust["Statement"][0]["Principal"] == {"Service": "eks.amazonaws.com"}
@@ -140,6 +128,6 @@ def test_irsa_with_bad_namespace_creates_nothing(sandbox, playbook, tmp_path, un
     failed = [t for t in run.tasks if t["hosts"]["localhost"].get("failed")]
     assert failed, "the play should have failed"
     assert "namespace 'Kube_System' is not a Kubernetes namespace name" in failed[-1]["hosts"]["localhost"]["msg"]
-    iam = aws(sandbox, "iam")
+    iam = sandbox.client("iam")
     with pytest.raises(iam.exceptions.NoSuchEntityException):
         iam.get_role(RoleName=cluster + "-ebs-csi")
