@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import threading
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for key, value in sandbox.env().items():
             print(f"export {key}={shlex.quote(value)}")
+        print(f"# kubectl: each EKS cluster you create gets a kubeconfig at "
+              f"{os.path.join(settings.state_dir, 'clusters', settings.region + '-<cluster>', 'kubeconfig')}")
         print(f"# sandbox ready in {sandbox.startup_seconds:.2f}s; state in {settings.state_dir}; Ctrl-C to stop", flush=True)
         stop.wait()
     finally:
