@@ -52,14 +52,38 @@ def is_throttling(exc):
     return error_code(exc) in THROTTLING_CODES
 
 
-def describe_cluster(eks, name):
-    """The DescribeCluster `cluster` dict, or None when the cluster does not exist."""
+NOT_FOUND_CODES = frozenset(["ResourceNotFoundException", "NoSuchEntity"])
+
+
+def describe_or_none(operation, result_key, **params):
+    """`operation(**params)[result_key]` (retried), or None when the resource does not exist."""
     try:
-        return eks.describe_cluster(name=name, aws_retry=True)["cluster"]
+        return operation(aws_retry=True, **params)[result_key]
     except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
+        if error_code(exc) in NOT_FOUND_CODES:
             return None
         raise
+
+
+def all_pages_or_empty(operation, result_key, **params):
+    """Every item of a `nextToken`-paged EKS list (retried); [] when the named thing is unknown."""
+    items = []
+    while True:
+        try:
+            page = operation(aws_retry=True, **params)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in NOT_FOUND_CODES:
+                return items
+            raise
+        items.extend(page.get(result_key, []))
+        if not page.get("nextToken"):
+            return items
+        params["nextToken"] = page["nextToken"]
+
+
+def describe_cluster(eks, name):
+    """The DescribeCluster `cluster` dict, or None when the cluster does not exist."""
+    return describe_or_none(eks.describe_cluster, "cluster", name=name)
 
 
 def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.0, sleep=time.sleep, clock=time.monotonic):

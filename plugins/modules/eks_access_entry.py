@@ -189,16 +189,11 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry impor
     predicted_state,
     readable_state,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster, error_code
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster, describe_or_none
 
 
 def describe_entry(eks, cluster_name, principal_arn):
-    try:
-        return eks.describe_access_entry(clusterName=cluster_name, principalArn=principal_arn, aws_retry=True)["accessEntry"]
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    return describe_or_none(eks.describe_access_entry, "accessEntry", clusterName=cluster_name, principalArn=principal_arn)
 
 
 def associated_policies(eks, cluster_name, principal_arn):

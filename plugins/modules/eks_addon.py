@@ -239,9 +239,10 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions imp
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
     WaitFailed,
     WaitTimeout,
+    all_pages_or_empty,
     aws_client,
     describe_cluster,
-    error_code,
+    describe_or_none,
     wait_until,
 )
 
@@ -294,31 +295,12 @@ def validate_static_params(module):
 
 
 def describe_addon(eks, cluster_name, name):
-    try:
-        return eks.describe_addon(clusterName=cluster_name, addonName=name, aws_retry=True)["addon"]
-    except botocore.exceptions.ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return None
-        raise
+    return describe_or_none(eks.describe_addon, "addon", clusterName=cluster_name, addonName=name)
 
 
 def addon_version_entries(eks, **params):
     """The DescribeAddonVersions `addons` list; empty for an add-on name EKS does not know."""
-    entries = []
-    token = None
-    while True:
-        if token:
-            params["nextToken"] = token
-        try:
-            response = eks.describe_addon_versions(aws_retry=True, **params)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return entries
-            raise
-        entries.extend(response.get("addons", []))
-        token = response.get("nextToken")
-        if not token:
-            return entries
+    return all_pages_or_empty(eks.describe_addon_versions, "addons", **params)
 
 
 def unknown_addon_message(eks, name, cluster_version):

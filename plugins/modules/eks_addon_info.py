@@ -111,7 +111,7 @@ from ansible.module_utils.common.dict_transformations import camel_dict_to_snake
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import compatible_versions
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster, error_code
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty, aws_client, describe_cluster, describe_or_none
 
 
 def list_addon_names(eks, cluster_name):
@@ -131,30 +131,17 @@ def list_addon_names(eks, cluster_name):
 def describe_addons(eks, cluster_name, names):
     found = []
     for name in names:
-        try:
-            addon = eks.describe_addon(clusterName=cluster_name, addonName=name, aws_retry=True)["addon"]
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                continue  # deleted between the list and the describe, or not installed
-            raise
-        found.append(camel_dict_to_snake_dict(addon, ignore_list=["tags"]))
+        # None: deleted between the list and the describe.
+        addon = describe_or_none(eks.describe_addon, "addon", clusterName=cluster_name, addonName=name)
+        if addon is not None:
+            found.append(camel_dict_to_snake_dict(addon, ignore_list=["tags"]))
     return found
 
 
 def version_entries(eks, name, kubernetes_version):
-    entries = []
-    params = dict(addonName=name, kubernetesVersion=kubernetes_version)
-    while True:
-        try:
-            response = eks.describe_addon_versions(aws_retry=True, **params)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "ResourceNotFoundException":
-                return entries  # an add-on name EKS does not know: no versions
-            raise
-        entries.extend(e for e in response.get("addons", []) if e.get("addonName") == name)
-        if not response.get("nextToken"):
-            return entries
-        params["nextToken"] = response["nextToken"]
+    # An add-on name EKS does not know has no versions.
+    entries = all_pages_or_empty(eks.describe_addon_versions, "addons", addonName=name, kubernetesVersion=kubernetes_version)
+    return [entry for entry in entries if entry.get("addonName") == name]
 
 
 def main():

@@ -84,3 +84,34 @@ def test_error_code_helpers():
     assert is_throttling(client_error("RequestLimitExceeded"))
     assert not is_throttling(client_error("ResourceNotFoundException"))
     assert error_code(ValueError("x")) == ""
+
+
+def test_describe_or_none_returns_the_item_or_none_when_missing():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_or_none
+
+    def describe(aws_retry, name):
+        assert aws_retry is True
+        if name == "gone":
+            raise client_error("ResourceNotFoundException")
+        if name == "denied":
+            raise client_error("AccessDeniedException")
+        return {"cluster": {"name": name}}
+
+    assert describe_or_none(describe, "cluster", name="prod") == {"name": "prod"}
+    assert describe_or_none(describe, "cluster", name="gone") is None
+    with pytest.raises(botocore.exceptions.ClientError):
+        describe_or_none(describe, "cluster", name="denied")
+
+
+def test_all_pages_or_empty_follows_next_token():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty
+
+    pages = {None: {"addons": [1, 2], "nextToken": "b"}, "b": {"addons": [3]}}
+
+    def list_things(aws_retry, addonName, nextToken=None):
+        if addonName == "unknown":
+            raise client_error("ResourceNotFoundException")
+        return pages[nextToken]
+
+    assert all_pages_or_empty(list_things, "addons", addonName="vpc-cni") == [1, 2, 3]
+    assert all_pages_or_empty(list_things, "addons", addonName="unknown") == []
