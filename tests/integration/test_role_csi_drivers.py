@@ -11,7 +11,7 @@ import yaml
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
 from tests.integration.conftest import run_playbook
-from tests.integration.test_eks_addon import aws, make_cluster, unique_cluster_name
+from tests.integration.test_eks_addon import make_cluster, unique_cluster_name
 
 DEFAULT_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
@@ -63,15 +63,15 @@ def play_file():
 
 
 def cluster_vars(sandbox, name, **extra):
-    cluster = aws(sandbox, "eks").describe_cluster(name=name)["cluster"]
+    cluster = sandbox.client("eks").describe_cluster(name=name)["cluster"]
     return dict(cluster=name, endpoint=cluster["endpoint"], ca=cluster["certificateAuthority"]["data"], **extra)
 
 
 def storage_classes(sandbox, name):
     from kubernetes.client import ApiClient, StorageV1Api
 
-    cluster = aws(sandbox, "eks").describe_cluster(name=name)["cluster"]
-    api = StorageV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(aws(sandbox, "sts"), name))))
+    cluster = sandbox.client("eks").describe_cluster(name=name)["cluster"]
+    api = StorageV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), name))))
     return {sc.metadata.name: sc for sc in api.list_storage_class().items}, {d.metadata.name for d in api.list_csi_driver().items}
 
 
@@ -98,14 +98,14 @@ def test_core_addons_before_nodes_and_coredns_waiting_for_them(sandbox, converge
     assert report["core"]["coredns"]["status"] == "DEGRADED"
     assert report["core"]["coredns"]["degraded_without_nodes"] is True
     assert report["core"]["kube-proxy"]["status"] == "ACTIVE"
-    vpc_cni = aws(sandbox, "eks").describe_addon(clusterName=name, addonName="vpc-cni")["addon"]
+    vpc_cni = sandbox.client("eks").describe_addon(clusterName=name, addonName="vpc-cni")["addon"]
     assert vpc_cni["serviceAccountRoleArn"].endswith(":role/{0}-vpc-cni".format(name))
     assert report["csi"]["aws-ebs-csi-driver"]["degraded_without_nodes"] is True
 
 
 def test_ebs_csi_role_trust_has_aud_and_sub(sandbox, converged):
     name, _ = converged
-    role = aws(sandbox, "iam").get_role(RoleName="{0}-ebs-csi-driver".format(name))["Role"]
+    role = sandbox.client("iam").get_role(RoleName="{0}-ebs-csi-driver".format(name))["Role"]
     trust = role["AssumeRolePolicyDocument"]
     if isinstance(trust, str):
         trust = json.loads(urllib.parse.unquote(trust))
@@ -117,9 +117,9 @@ def test_ebs_csi_role_trust_has_aud_and_sub(sandbox, converged):
         "aud": "sts.amazonaws.com",
         "sub": "system:serviceaccount:kube-system:ebs-csi-controller-sa",
     }
-    attached = aws(sandbox, "iam").list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
+    attached = sandbox.client("iam").list_attached_role_policies(RoleName=role["RoleName"])["AttachedPolicies"]
     assert [p["PolicyName"] for p in attached] == ["AmazonEBSCSIDriverPolicy"]
-    addon = aws(sandbox, "eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
+    addon = sandbox.client("eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
     assert addon["serviceAccountRoleArn"] == role["Arn"]
 
 
@@ -141,10 +141,10 @@ def test_ebs_driver_with_pod_identity(sandbox, converged, play_file, playbook):
     name = make_cluster(sandbox, unique_cluster_name("csipi"))
     run = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
     assert run.returncode == 0, run.stderr[-3000:]
-    addon = aws(sandbox, "eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
+    addon = sandbox.client("eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]
     assert len(addon["podIdentityAssociations"]) == 1
     assert not addon.get("serviceAccountRoleArn")
-    [summary] = aws(sandbox, "eks").list_pod_identity_associations(clusterName=name)["associations"]
+    [summary] = sandbox.client("eks").list_pod_identity_associations(clusterName=name)["associations"]
     assert (summary["namespace"], summary["serviceAccount"]) == ("kube-system", "ebs-csi-controller-sa")
     assert summary["ownerArn"] == addon["addonArn"]
     again = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
