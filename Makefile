@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: help venv test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
+.PHONY: help venv kubectl test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
 
 help:
 	@echo "make test    lint, sanity, unit, integration and molecule tests (builds .venv first)"
@@ -76,7 +76,12 @@ unit: venv
 # sandbox's status delays and on ansible-playbook start-up, so two cores fill up.
 PYTEST_WORKERS ?= 2
 
-sandbox-tests: venv
+# The sandbox's own tests drive its Kubernetes API with kubectl as users do.
+kubectl:
+	@command -v kubectl >/dev/null 2>&1 || { echo "kubectl is missing: installing Debian's kubectl package"; \
+		apt-get update -qq && apt-get install -y -qq kubectl; }
+
+sandbox-tests: venv kubectl
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/sandbox/tests
 
 integration: venv
