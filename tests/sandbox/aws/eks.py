@@ -1629,24 +1629,26 @@ def owns_tag_target(region: str, arn: str) -> bool:
         return _tagged_resource(region, arn) is not None
 
 
+def _resource_tags(request: EksRequest) -> dict:
+    """The live tag dict of the resource the request's ARN names."""
+    arn = request.path_params["resourceArn"]
+    tags = _tagged_resource(request.region, arn)
+    if tags is None:
+        raise EksError("NotFoundException", f"Resource {arn} not found")
+    return tags
+
+
 @_handler("TagResource")
 def tag_resource(request: EksRequest) -> tuple[int, dict]:
-    arn = request.path_params["resourceArn"]
     with _lock:
-        tags = _tagged_resource(request.region, arn)
-        if tags is None:
-            raise EksError("NotFoundException", f"Resource {arn} not found")
-        tags.update(_tags(request.body))
+        _resource_tags(request).update(_tags(request.body))
     return 200, {}
 
 
 @_handler("UntagResource")
 def untag_resource(request: EksRequest) -> tuple[int, dict]:
-    arn = request.path_params["resourceArn"]
     with _lock:
-        tags = _tagged_resource(request.region, arn)
-        if tags is None:
-            raise EksError("NotFoundException", f"Resource {arn} not found")
+        tags = _resource_tags(request)
         for key in request.q_list("tagKeys"):
             tags.pop(key, None)
     return 200, {}
@@ -1654,9 +1656,5 @@ def untag_resource(request: EksRequest) -> tuple[int, dict]:
 
 @_handler("ListTagsForResource")
 def list_tags_for_resource(request: EksRequest) -> tuple[int, dict]:
-    arn = request.path_params["resourceArn"]
     with _lock:
-        tags = _tagged_resource(request.region, arn)
-        if tags is None:
-            raise EksError("NotFoundException", f"Resource {arn} not found")
-        return 200, {"tags": dict(tags)}
+        return 200, {"tags": dict(_resource_tags(request))}
