@@ -31,6 +31,7 @@ try:
 except ImportError:
     pass  # the plugin reports the missing library
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_code
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import CLUSTER_TAG_PREFIX
@@ -68,16 +69,7 @@ def _chunks(items, size):
 
 
 def list_cluster_names(eks):
-    names, token = [], None
-    while True:
-        kwargs = {"maxResults": 100}
-        if token:
-            kwargs["nextToken"] = token
-        page = eks.list_clusters(aws_retry=True, **kwargs)
-        names.extend(page.get("clusters", []))
-        token = page.get("nextToken")
-        if not token:
-            return sorted(names)
+    return sorted(all_pages_or_empty(eks.list_clusters, "clusters", maxResults=100))
 
 
 def compact_group(asg):

@@ -115,17 +115,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pag
 
 
 def list_addon_names(eks, cluster_name):
-    names = []
-    token = None
-    while True:
-        params = dict(clusterName=cluster_name)
-        if token:
-            params["nextToken"] = token
-        response = eks.list_addons(aws_retry=True, **params)
-        names.extend(response.get("addons", []))
-        token = response.get("nextToken")
-        if not token:
-            return names
+    return all_pages_or_empty(eks.list_addons, "addons", clusterName=cluster_name)
 
 
 def describe_addons(eks, cluster_name, names):

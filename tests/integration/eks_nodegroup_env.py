@@ -1,11 +1,11 @@
 """Shared set-up of the node group integration tests: a cluster in a 3-AZ VPC, a node role, helpers."""
 
 import json
-import time
 
 
 from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import ready_node_names
+from tests.sandbox.kube.scenarios import wait_for
 
 LABEL = "selfmanaged.eks/nodegroup"
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Put", "Modify", "Suspend", "Resume", "Attach", "Associate", "Run", "Terminate", "Set")
@@ -18,17 +18,6 @@ def write_calls(sandbox):
     calls = sandbox.api_calls()
     return {svc: {op: n for op, n in ops.items() if op.startswith(WRITE_PREFIXES)} for svc, ops in calls.items()
             if any(op.startswith(WRITE_PREFIXES) for op in ops)}
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after {0}s waiting for {1}".format(timeout, what))
-        time.sleep(0.2)
 
 
 class Env:
@@ -52,7 +41,7 @@ class Env:
         eks.create_cluster(name=name, version="1.31", roleArn=cluster_role, resourcesVpcConfig={"subnetIds": self.subnets},
                            kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"},
                            accessConfig={"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": True})
-        self.cluster = wait_for(lambda: (lambda c: c if c["status"] == "ACTIVE" else None)(eks.describe_cluster(name=name)["cluster"]), what="cluster ACTIVE")
+        self.cluster = wait_for(lambda: (lambda c: c if c["status"] == "ACTIVE" else None)(eks.describe_cluster(name=name)["cluster"]), timeout=30.0, interval=0.2, message="cluster ACTIVE")
 
     def group_args(self, group, **overrides):
         args = dict(name=self.name + "-" + group, cluster_name=self.name, instance_types=["m5.large"], instance_profile=self.profile,

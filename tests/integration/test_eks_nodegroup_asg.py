@@ -27,7 +27,7 @@ def test_nodes_join_only_once_the_node_role_is_authorized(env, module_runner):
     time.sleep(3)
     assert env.ready_nodes("auth") == []
     env.authorize()
-    names = wait_for(lambda: env.ready_nodes("auth") if len(env.ready_nodes("auth")) == 2 else None, what="2 Ready nodes")
+    names = wait_for(lambda: env.ready_nodes("auth") if len(env.ready_nodes("auth")) == 2 else None, timeout=30.0, interval=0.2, message="2 Ready nodes")
     assert names == sorted(i["private_dns_name"] for i in result["instances"])
 
 

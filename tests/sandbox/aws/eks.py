@@ -1136,14 +1136,20 @@ def list_pod_identity_associations(request: EksRequest) -> tuple[int, dict]:
     return 200, _with_token({"associations": page}, token)
 
 
+def _standalone_association(request: EksRequest, verb: str) -> tuple:
+    """The cluster and the association the request names, refused when an add-on owns it."""
+    cluster = _require_cluster(request.region, request.path_params["name"])
+    association = _require_association(cluster, request.path_params["associationId"])
+    if association.get("ownerArn"):
+        raise EksError("InvalidRequestException", f"Association {association['associationId']} is managed by "
+                       f"{association['ownerArn']}; {verb} it through that add-on", clusterName=cluster.name)
+    return cluster, association
+
+
 @_handler("UpdatePodIdentityAssociation")
 def update_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
     with _lock:
-        cluster = _require_cluster(request.region, request.path_params["name"])
-        association = _require_association(cluster, request.path_params["associationId"])
-        if association.get("ownerArn"):
-            raise EksError("InvalidRequestException", f"Association {association['associationId']} is managed by "
-                           f"{association['ownerArn']}; change it through that add-on", clusterName=cluster.name)
+        _, association = _standalone_association(request, "change")
         if request.body.get("roleArn"):
             _validate_role_exists(request.body["roleArn"])
             association.update(roleArn=request.body["roleArn"], modifiedAt=_now())
@@ -1153,11 +1159,7 @@ def update_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
 @_handler("DeletePodIdentityAssociation")
 def delete_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
     with _lock:
-        cluster = _require_cluster(request.region, request.path_params["name"])
-        association = _require_association(cluster, request.path_params["associationId"])
-        if association.get("ownerArn"):
-            raise EksError("InvalidRequestException", f"Association {association['associationId']} is managed by "
-                           f"{association['ownerArn']}; remove it from that add-on", clusterName=cluster.name)
+        cluster, association = _standalone_association(request, "remove")
         del cluster.sandbox.pod_identity[association["associationId"]]
         return 200, {"association": json.loads(json.dumps(association))}
 
