@@ -18,17 +18,17 @@ description:
     cluster tag keys (100 groups a call), DescribeInstances by instance id (1000 a call), DescribeLaunchTemplateVersions
     (one account-wide call for C($Latest)/C($Default) when several templates are involved, else one per template),
     and with O(kubernetes=true) DescribeCluster plus one Node list per cluster. Regions are read concurrently;
-    throttling is retried with jittered backoff. A cache hit makes no API call at all."
+    throttling is retried with jittered backoff. A cache hit makes no API call at all, and does not import boto3."
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
-  - boto3
-  - botocore
+  - python >= 3.9
+  - boto3 >= 1.34.0
+  - botocore >= 1.34.0
   - kubernetes (only with O(kubernetes=true))
 extends_documentation_fragment:
   - inventory_cache
   - constructed
-  - amazon.aws.boto3
   - amazon.aws.common.plugins
   - amazon.aws.region.plugins
   - amazon.aws.assume_role.plugins
@@ -143,17 +143,12 @@ keyed_groups:
 
 import hashlib
 import json
-from concurrent.futures import ThreadPoolExecutor
 
-from ansible.errors import AnsibleError
 from ansible.errors import AnsibleParserError
 from ansible.plugins.inventory import BaseInventoryPlugin
+from ansible.plugins.inventory import Cacheable
+from ansible.plugins.inventory import Constructable
 
-from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInventoryBase
-
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import AWS_RETRY
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_fetch import FetchError
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_fetch import fetch_region
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import InventoryConfigError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import build_inventory
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import validate_hostnames
@@ -163,12 +158,20 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory imp
 # file never serves a fleet read for other options.
 FETCH_OPTIONS = ("regions", "clusters", "node_groups", "exclude_node_groups", "include_managed_node_groups", "lifecycle_states", "kubernetes")
 
+# The options amazon.aws's inventory plugins template (AWSInventoryBase.TemplatedOptions).
+TEMPLATABLE_OPTIONS = ("access_key", "secret_key", "session_token", "profile", "endpoint_url", "assume_role_arn", "region", "regions", "filters")
 
-class _TemplatedOptions(AWSInventoryBase.TemplatedOptions):
-    """amazon.aws's option templating, without the `disable_lookups` argument ansible-core 2.19 deprecates.
 
-    Only values that are templates are templated, so plain lists cost nothing and warn nothing.
+class _TemplatedOptions:
+    """amazon.aws's inventory option templating, for the same options.
+
+    Only values that are templates are templated (without the `disable_lookups` argument
+    ansible-core 2.19 deprecates), so plain lists cost nothing and warn nothing.
     """
+
+    def __init__(self, templar, options):
+        self.original_options = options
+        self.templar = templar
 
     def _template(self, value):
         if isinstance(value, str) and self.templar.is_template(value):
@@ -177,7 +180,7 @@ class _TemplatedOptions(AWSInventoryBase.TemplatedOptions):
 
     def get(self, *args):
         value = self.original_options.get(*args)
-        if not value or not self.templar or args[0] not in self.TEMPLATABLE_OPTIONS:
+        if not value or not self.templar or args[0] not in TEMPLATABLE_OPTIONS:
             return value
         if isinstance(value, dict):
             return {k: self._template(v) for k, v in value.items()}
@@ -186,24 +189,21 @@ class _TemplatedOptions(AWSInventoryBase.TemplatedOptions):
         return self._template(value)
 
 
-class InventoryModule(AWSInventoryBase):
+class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
     NAME = "selfmanaged.eks.eks_nodes"
     INVENTORY_FILE_SUFFIXES = ("eks_nodes.yml", "eks_nodes.yaml")
 
+    def verify_file(self, path):
+        return super().verify_file(path) and path.endswith(self.INVENTORY_FILE_SUFFIXES)
+
     def get_options(self, *args):
-        return _TemplatedOptions(self.templar, BaseInventoryPlugin.get_options(self, *args))
+        return _TemplatedOptions(self.templar, super().get_options(*args))
 
     def get_option(self, option, hostvars=None):
-        return _TemplatedOptions(self.templar, {option: BaseInventoryPlugin.get_option(self, option, hostvars)}).get(option)
-
-    def _do_fail(self, message):
-        raise AnsibleParserError(message)
+        return _TemplatedOptions(self.templar, {option: super().get_option(option, hostvars)}).get(option)
 
     def parse(self, inventory, loader, path, cache=True):
-        # AWSInventoryBase.parse assumes the role straight away; we do it only on a cache
-        # miss, so that a cache hit makes no API call at all.
-        BaseInventoryPlugin.parse(self, inventory, loader, path)
-        self.require_aws_sdk()
+        super().parse(inventory, loader, path)
         self._read_config_data(path)
         try:
             hostnames = validate_hostnames(self.get_option("hostnames"))
@@ -221,8 +221,7 @@ class InventoryModule(AWSInventoryBase):
             except KeyError:
                 fleet = None
         if fleet is None:
-            self._set_frozen_credentials()
-            fleet = self._fetch_fleet(lifecycle_states)
+            fleet = self._read_fleet(lifecycle_states)
             if self.get_option("cache"):
                 self._cache[cache_key] = fleet
 
@@ -246,56 +245,11 @@ class InventoryModule(AWSInventoryBase):
         digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:12]
         return "{0}_{1}".format(self.get_cache_key(path), digest)
 
-    def _clients(self, region, kubernetes):
-        services = ["autoscaling", "ec2", "eks"] + (["sts"] if kubernetes else [])
-        return {service: self.client(service, region=region, retry_decorator=AWS_RETRY) for service in services}
+    def _read_fleet(self, lifecycle_states):
+        # A cache miss: only now import boto3 (through amazon.aws's inventory base) and read AWS.
+        from ansible_collections.selfmanaged.eks.plugins.plugin_utils.node_reader import FleetReader
 
-    def _fetch_fleet(self, lifecycle_states):
-        regions = self._boto3_regions(service="eks")
-        clusters = self.get_option("clusters")
-        kubernetes = self.get_option("kubernetes")
-        workers = self.get_option("max_concurrency")
-        # boto3 sessions are not thread-safe: clients are made here, used in the threads.
-        clients = {region: self._clients(region, kubernetes) for region in regions}
-        with ThreadPoolExecutor(max_workers=min(workers, max(1, len(regions)))) as pool:
-            futures = {
-                region: pool.submit(
-                    fetch_region,
-                    region,
-                    clients[region],
-                    clusters,
-                    lifecycle_states,
-                    node_groups=self.get_option("node_groups"),
-                    exclude_node_groups=self.get_option("exclude_node_groups"),
-                    include_managed=self.get_option("include_managed_node_groups"),
-                    kubernetes=kubernetes,
-                    workers=workers,
-                )
-                for region in regions
-            }
-            fleet, skipped = [], []
-            for region in sorted(futures):
-                try:
-                    fleet.append(futures[region].result())
-                except FetchError as exc:
-                    if exc.access_denied and not self.get_option("strict_permissions"):
-                        self.warn("skipping region {0}: {1}".format(region, exc))
-                        skipped.append(region)
-                        continue
-                    raise AnsibleError(str(exc))
-        if clusters:
-            seen = {name for record in fleet for name in record["clusters"]}
-            missing = [name for name in clusters if name not in seen]
-            if missing and skipped:
-                self.warn("EKS cluster(s) {0} not found in the regions that could be read; region(s) {1} were skipped".format(
-                    ", ".join(missing), ", ".join(skipped)))
-            elif missing:
-                raise AnsibleError(
-                    "EKS cluster(s) {0} do not exist in region(s) {1}; check the clusters and regions options".format(
-                        ", ".join(missing), ", ".join(sorted(regions))
-                    )
-                )
-        return fleet
+        return FleetReader(self).read(lifecycle_states)
 
     def _populate(self, model):
         strict = self.get_option("strict")

@@ -10,6 +10,11 @@ makes (the sandbox's counter). "parse s" is the plugin's own share: the time of
 InventoryManager parsing the source (one run) in a process where ansible-core is already imported.
 aws_ec2 is configured to return the same hosts (filter on the
 cluster tag keys, private DNS names as host names). Prints a table; asserts nothing.
+
+Two reference rows show what `ansible-inventory --list` costs whatever the source: an empty
+inventory (ansible-core's start-up), and a static YAML file holding exactly the hosts, groups
+and variables the cached eks_nodes run printed. "over empty s" is a row's median minus the
+empty inventory's.
 """
 
 import argparse
@@ -83,6 +88,31 @@ def write_configs(directory):
     return sources
 
 
+def write_references(directory, listing):
+    """The reference sources: an empty inventory, and `listing` (an --list output) as a static YAML file."""
+    import yaml
+
+    empty = directory / "empty.yml"
+    empty.write_text("all: {}\n")
+    hostvars = listing["_meta"]["hostvars"]
+    children = {}
+    for group, body in listing.items():
+        if group in ("_meta", "all", "ungrouped"):
+            continue
+        entry = {}
+        if body.get("hosts"):
+            entry["hosts"] = {host: None for host in body["hosts"]}
+        if body.get("children"):
+            entry["children"] = {child: None for child in body["children"]}
+        children[group] = entry
+    static = directory / "static.yml"
+    static.write_text(yaml.safe_dump({"all": {"hosts": hostvars, "children": children}}, sort_keys=True))
+    return [
+        ("empty inventory (reference)", "-", empty.name, None),
+        ("static YAML, same hosts (reference)", "-", static.name, None),
+    ]
+
+
 def run_inventory(sandbox, path):
     env = dict(os.environ, **sandbox.env())
     env.update({"ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1", "NO_PROXY": "127.0.0.1"})
@@ -117,6 +147,7 @@ def parse_seconds(sandbox, path):
 
 def measure(sandbox, directory, sources, runs):
     rows = []
+    listings = {}
     for label, mode, name, config in sources:
         path = directory / name
         if mode == "cached":
@@ -133,14 +164,21 @@ def measure(sandbox, directory, sources, runs):
         total = sum(sum(ops.values()) for ops in calls.values())
         detail = ", ".join("{0} {1}".format(op, n) for ops in calls.values() for op, n in sorted(ops.items())) or "-"
         parse = parse_seconds(sandbox, path)
-        rows.append((label, mode, hosts, groups, variables, statistics.median(samples), max(samples), parse, total, detail))
-    return rows
+        listings[(label, mode)] = listing
+        rows.append([label, mode, hosts, groups, variables, statistics.median(samples), max(samples), parse, total, detail])
+    return rows, listings
+
+
+def with_baseline(rows):
+    """Adds "over empty s" (median minus the empty inventory's median) to every row."""
+    empty = next(row[5] for row in rows if row[0].startswith("empty inventory"))
+    return [row[:7] + [row[5] - empty] + row[7:] for row in rows]
 
 
 def print_table(rows, instances, groups):
     title = "\nInventory of {0} instances in {1} ASGs across {2} clusters (ansible-inventory --list, fresh process per run)"
     print(title.format(instances, groups, len(CLUSTERS)))
-    header = ("source", "mode", "hosts", "groups", "vars/host", "median s", "max s", "parse s", "AWS calls", "calls per run")
+    header = ("source", "mode", "hosts", "groups", "vars/host", "median s", "max s", "over empty s", "parse s", "AWS calls", "calls per run")
     widths = [max(len(str(r[i]) if not isinstance(r[i], float) else "{0:.2f}".format(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def cell(value, width):
@@ -168,8 +206,9 @@ def main():
         register_all_nodes(sandbox, names)
         print("fleet of {0} instances and Nodes built in {1:.1f}s".format(args.groups * args.per_group, time.perf_counter() - began))
         directory = Path(tmp)
-        rows = measure(sandbox, directory, write_configs(directory), args.runs)
-        print_table(rows, args.groups * args.per_group, args.groups)
+        rows, listings = measure(sandbox, directory, write_configs(directory), args.runs)
+        references, _ = measure(sandbox, directory, write_references(directory, listings[("eks_nodes", "cached")]), args.runs)
+        print_table(with_baseline(references + rows), args.groups * args.per_group, args.groups)
 
 
 if __name__ == "__main__":

@@ -206,6 +206,49 @@ def test_cache_hit_makes_zero_api_calls(sandbox, tmp_path, known_fleet):
     assert sandbox.api_calls().get("autoscaling") == {"DescribeAutoScalingGroups": 1}
 
 
+ROLLING_PLAY = """
+- name: Roll over one node group, two nodes at a time
+  hosts: "{group}"
+  serial: 2
+  gather_facts: false
+  tasks:
+    - name: Record the batch (instance ids, in play order)
+      ansible.builtin.lineinfile:
+        path: "{batches}"
+        line: "{{{{ ansible_play_batch | map('extract', hostvars, 'eks_node_instance_id') | join(',') }}}}"
+        create: true
+        mode: "0644"
+      delegate_to: localhost
+      run_once: true
+"""
+
+
+def test_a_playbook_rolls_over_a_node_group_with_serial(sandbox, tmp_path, known_fleet, playbook):
+    """The plugin as a playbook's inventory: `hosts: node_group_<asg>` with `serial` takes that group's nodes, in batches."""
+    cluster = known_fleet
+    workers = fleet.group_instances(sandbox, cluster + "-workers")
+    name_of = {iid: i["PrivateDnsName"] for iid, i in fleet.describe(sandbox, list(workers)).items()}
+    config = tmp_path / "rolling.eks_nodes.yml"
+    # Nothing may leave the loopback: tasks aimed at a node run on the controller.
+    config.write_text(yaml.safe_dump({
+        "plugin": "selfmanaged.eks.eks_nodes", "regions": ["us-east-1"], "clusters": [cluster],
+        "compose": {"ansible_connection": "'local'"},
+    }))
+    batches = tmp_path / "batches.txt"
+    play = tmp_path / "rolling.yml"
+    group = "node_group_" + (cluster + "-workers").replace("-", "_")
+    play.write_text(ROLLING_PLAY.format(group=group, batches=batches))
+
+    run = playbook(play, inventory=str(config), env={"NO_PROXY": "127.0.0.1"})
+
+    assert run.returncode == 0, run.stderr
+    in_play_order = [iid for _, iid in sorted((name, iid) for iid, name in name_of.items())]
+    assert batches.read_text().split() == [",".join(in_play_order[:2]), in_play_order[2]]
+    # run_once: the first host of each batch ran the task, on the controller
+    assert set(run.output["stats"]) == {name_of[in_play_order[0]], name_of[in_play_order[2]]}
+    assert all(stats["failures"] == 0 and stats["unreachable"] == 0 for stats in run.output["stats"].values())
+
+
 def test_throttling_is_retried(sandbox, tmp_path, known_fleet):
     expected = inventory(sandbox, tmp_path, {"clusters": [known_fleet]})
     sandbox.reset_api_calls()

@@ -49,7 +49,7 @@ def parse(tmp_path, config, fetched, name="demo.eks_nodes.yml", cache=True):
     path.write_text(yaml.safe_dump(dict({"plugin": "selfmanaged.eks.eks_nodes", "regions": ["us-east-1"]}, **config)))
     plugin = inventory_loader.get("selfmanaged.eks.eks_nodes")
     assert plugin.verify_file(str(path))
-    plugin._fetch_fleet = fetched
+    plugin._read_fleet = fetched
     inventory = InventoryData()
     plugin.parse(inventory, DataLoader(), str(path), cache=cache)
     if plugin.get_option("cache"):
@@ -138,3 +138,30 @@ def test_without_cache_every_parse_fetches(tmp_path):
     parse(tmp_path, {}, fetched)
     parse(tmp_path, {}, fetched)
     assert fetched.calls == 2
+
+
+CACHE_HIT_PROBE = """
+import sys
+from ansible.inventory.manager import InventoryManager
+from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import init_plugin_loader
+init_plugin_loader([sys.argv[2]])
+inventory = InventoryManager(DataLoader(), sources=[sys.argv[1]])
+print(len(inventory.hosts), sorted(name for name in ("boto3", "botocore") if name in sys.modules))
+"""
+
+
+def test_a_cache_hit_does_not_import_boto3(tmp_path):
+    """boto3 alone takes about 0.2 s to import: a cached run has no use for it."""
+    import subprocess
+
+    config = {"cache": True, "cache_plugin": "ansible.builtin.jsonfile", "cache_connection": str(tmp_path / "cache"), "cache_timeout": 300}
+    parse(tmp_path, config, Counter(fleet()))
+    collections = str(Path(__file__).resolve().parents[4] / ".venv" / "collections")
+    proc = subprocess.run(
+        [sys.executable, "-c", CACHE_HIT_PROBE, str(tmp_path / "demo.eks_nodes.yml"), collections],
+        capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1"},
+    )
+    hosts, imported = proc.stdout.split(" ", 1)
+    assert int(hosts) == len(parse(tmp_path, config, Counter(fleet())).hosts) > 0
+    assert imported.strip() == "[]", proc.stderr
