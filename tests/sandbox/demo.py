@@ -4,7 +4,8 @@
 2. `ansible-playbook -i inventories/sandbox playbooks/site.yml` with the sandbox's environment;
 3. print a summary read back through the APIs a user would use (EKS, Auto Scaling, the
    cluster's Kubernetes API with an EKS token): cluster version, node groups with Ready
-   counts, add-ons and their versions, the default StorageClass;
+   counts, add-ons and their versions, the default StorageClass; then the nodes as the
+   eks_nodes inventory sees them (`ansible-inventory -i inventories/sandbox --graph`);
 4. run the playbook again and require `changed=0`;
 5. stop the sandbox.
 
@@ -125,6 +126,20 @@ def summary(sandbox, cluster_name, label_key="selfmanaged.eks/nodegroup"):
     return problems
 
 
+def inventory_graph(env, expected_hosts):
+    """Print `ansible-inventory --graph` over the demo's eks_nodes inventory; a list of problems."""
+    banner("ansible-inventory -i inventories/sandbox --graph (selfmanaged.eks.eks_nodes)")
+    cmd = [str(Path(sys.executable).parent / "ansible-inventory"), "-i", str(INVENTORY), "--graph"]
+    proc = subprocess.run(cmd, cwd=str(ROOT), env=env, capture_output=True, text=True)
+    print(proc.stdout + proc.stderr, flush=True)
+    listed = set(re.findall(r"\|--(ip-[\w.-]+)$", proc.stdout, re.M))
+    if proc.returncode != 0:
+        return ["ansible-inventory --graph failed (rc={0})".format(proc.returncode)]
+    if len(listed) != expected_hosts:
+        return ["the eks_nodes inventory lists {0} nodes, the node groups have {1}".format(len(listed), expected_hosts)]
+    return []
+
+
 def main():
     from tests.sandbox import Sandbox
 
@@ -157,6 +172,8 @@ def main():
             failures.append("the first run of site.yml failed (rc={0}); see the task output above".format(rc))
         else:
             failures += summary(sandbox, "demo")
+            desired = sum(g["DesiredCapacity"] for g in sandbox.client("autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"])
+            failures += inventory_graph(env, desired)
             rc, changed, failed, recap = run_site(env, "Second run (must change nothing)")
             if rc != 0 or failed:
                 failures.append("the second run of site.yml failed (rc={0})".format(rc))

@@ -11,18 +11,25 @@
   DescribeIamInstanceProfileAssociations), metadata options and user data are applied.
   Launch configurations get their ``IamInstanceProfile`` and ``MetadataOptions`` applied too.
 
+- moto launches every instance of a group with a ``MixedInstancesPolicy`` as On-Demand. AWS
+  keeps ``OnDemandBaseCapacity`` instances On-Demand and, above it,
+  ``OnDemandPercentageAboveBaseCapacity`` percent (rounded up); the rest are Spot
+  (``InstanceLifecycle: spot`` in DescribeInstances). Here each new instance gets the purchase
+  option that keeps the group closest to that split.
+
 - moto scales in by removing the first unprotected instances it holds. AWS's default
   termination policy first picks the AZ with the most instances, then the instance launched
   from the oldest launch template version/configuration, then the oldest instance; here the
   group's instances are ordered that way before moto removes the first ones.
 
-``install()`` patches ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` and wraps
+``install()`` replaces ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` and
 ``set_desired_capacity`` once.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections import Counter
 from typing import Any
 
@@ -45,6 +52,30 @@ def _subnet_plan(group, count: int) -> list[tuple[str | None, str | None]]:
         index = min(range(len(slots)), key=lambda i: (per_zone[slots[i][1]], i))
         plan.append(slots[index])
         per_zone[slots[index][1]] += 1
+    return plan
+
+
+def _purchase_plan(group, count: int) -> list[str | None]:
+    """"spot" or None (On-Demand) for each of ``count`` new instances of ``group``."""
+    policy = group.mixed_instances_policy or {}
+    if not policy:
+        return [None] * count
+    distribution = policy.get("InstancesDistribution") or {}
+    base = int(distribution.get("OnDemandBaseCapacity") or 0)
+    percent = distribution.get("OnDemandPercentageAboveBaseCapacity")
+    percent = 100 if percent in (None, "") else int(percent)
+    active = group.active_instances()
+    spot = sum(1 for state in active if getattr(state.instance, "lifecycle", None) == "spot")
+    on_demand = len(active) - spot
+    plan = []
+    for _ in range(count):
+        above = max(0, on_demand - base)
+        if on_demand < base or above < math.ceil((above + spot + 1) * percent / 100):
+            plan.append(None)
+            on_demand += 1
+        else:
+            plan.append("spot")
+            spot += 1
     return plan
 
 
@@ -97,7 +128,7 @@ def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags
     if version is not None:
         launch_template = {"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)}
     ec2 = self.autoscaling_backend.ec2_backend
-    for subnet_id, zone in _subnet_plan(self, count_needed):
+    for (subnet_id, zone), lifecycle in zip(_subnet_plan(self, count_needed), _purchase_plan(self, count_needed)):
         reservation = ec2.run_instances(
             self.image_id,
             1,
@@ -113,6 +144,7 @@ def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags
             subnet_id=subnet_id,
         )
         for instance in reservation.instances:
+            instance.lifecycle = lifecycle
             _apply_profile_and_metadata(self, instance, version.data if version is not None else None)
             instance.autoscaling_group = self
             state = InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
@@ -133,7 +165,7 @@ def termination_order(group) -> list:
     """The group's unprotected InService instances in the order the default termination policy
     would terminate them."""
     version = _template_version(group)
-    remaining = [s for s in group.instance_states if not s.protected_from_scale_in]
+    remaining = [s for s in group.active_instances() if not s.protected_from_scale_in]
     order = []
     while remaining:
         per_zone = Counter(s.instance.placement.zone for s in remaining)
@@ -145,17 +177,27 @@ def termination_order(group) -> list:
     return order
 
 
-def _wrap_set_desired_capacity(original):
-    def set_desired_capacity(self, new_capacity):
-        target = self.min_size if new_capacity is None else new_capacity
-        if target is not None and target < len(self.active_instances()):
-            ordered = termination_order(self)
-            protected = [s for s in self.instance_states if s.protected_from_scale_in]
-            self.instance_states = ordered + protected
-        return original(self, new_capacity)
+def set_desired_capacity(self, new_capacity: int | None) -> None:
+    """moto's, with AWS's instance count and scale-in order.
 
-    set_desired_capacity.__wrapped__ = original
-    return set_desired_capacity
+    moto computes a mixed-instances group's size from truncated On-Demand/Spot shares, so
+    DesiredCapacity 5 at 50% On-Demand launched 4 instances. Here a group has DesiredCapacity
+    instances (WeightedCapacity is not modelled: every instance counts 1), the purchase option
+    of each new one coming from ``_purchase_plan``, and scale-in follows ``termination_order``.
+    """
+    self.desired_capacity = self.min_size if new_capacity is None else new_capacity
+    target = self.desired_capacity or 0
+    current = len(self.active_instances())
+    if target > current:
+        self.replace_autoscaling_group_instances(target - current, self.get_propagated_tags())
+    elif target < current:
+        doomed = termination_order(self)[:current - target]
+        if doomed:
+            self.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id for state in doomed])
+            self.instance_states = [state for state in self.instance_states if state not in doomed]
+    if self.name in self.autoscaling_backend.autoscaling_groups:
+        self.autoscaling_backend.update_attached_elbs(self.name)
+        self.autoscaling_backend.update_attached_target_groups(self.name)
 
 
 def _instance_launch_template(self) -> dict[str, Any] | None:
@@ -178,5 +220,5 @@ def install() -> None:
     InstanceState.launch_template = property(_instance_launch_template)
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
-    FakeAutoScalingGroup.set_desired_capacity = _wrap_set_desired_capacity(FakeAutoScalingGroup.set_desired_capacity)
+    FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity
     _installed = True

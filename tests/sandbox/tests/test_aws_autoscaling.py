@@ -129,3 +129,37 @@ def test_describe_instances_by_ids_answers_in_one_page(sandbox, network, node_ro
     # Without ids the answer is paged, and the pages add up to every instance.
     first = ec2.describe_instances(MaxResults=50)
     assert len(first["Reservations"]) == 50 and first["NextToken"]
+
+
+def test_mixed_instances_policy_splits_on_demand_and_spot(sandbox, network, node_role):
+    """OnDemandBaseCapacity first, then OnDemandPercentageAboveBaseCapacity (rounded up); the rest Spot."""
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    template_id = _template(sandbox, "mixed-lt", _image(sandbox))
+
+    def lifecycles(name):
+        ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"]]
+        instances = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
+        return sorted(i.get("InstanceLifecycle", "on-demand") for i in instances)
+
+    for name, base, percent, desired, expected in [
+        ("all-spot", 0, 0, 3, ["spot"] * 3),
+        ("base-one", 1, 0, 3, ["on-demand", "spot", "spot"]),
+        ("half", 0, 50, 5, ["on-demand"] * 3 + ["spot"] * 2),
+    ]:
+        asg.create_auto_scaling_group(
+            AutoScalingGroupName=name, MinSize=0, MaxSize=10, DesiredCapacity=desired, VPCZoneIdentifier=",".join(network["subnets"]),
+            MixedInstancesPolicy={
+                "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateId": template_id, "Version": "$Latest"},
+                                   "Overrides": [{"InstanceType": "m5.large"}, {"InstanceType": "m5a.large"}]},
+                "InstancesDistribution": {"OnDemandBaseCapacity": base, "OnDemandPercentageAboveBaseCapacity": percent,
+                                          "SpotAllocationStrategy": "price-capacity-optimized"},
+            },
+        )
+        assert lifecycles(name) == expected, (name, lifecycles(name))
+    # scaling out keeps the split: 7 instances at 50% -> 4 On-Demand, 3 Spot
+    asg.set_desired_capacity(AutoScalingGroupName="half", DesiredCapacity=7)
+    assert lifecycles("half") == ["on-demand"] * 4 + ["spot"] * 3
+    # a group without the policy is all On-Demand
+    asg.create_auto_scaling_group(AutoScalingGroupName="plain", MinSize=0, MaxSize=3, DesiredCapacity=2, VPCZoneIdentifier=network["subnets"][0],
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"})
+    assert lifecycles("plain") == ["on-demand", "on-demand"]
