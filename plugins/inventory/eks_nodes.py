@@ -8,7 +8,7 @@ short_description: Self-managed EKS worker nodes (Auto Scaling Group instances) 
 version_added: 1.0.0
 description:
   - One host per EC2 instance of the Auto Scaling groups tagged C(kubernetes.io/cluster/<cluster>=owned),
-    grouped by cluster, node group, availability zone, instance type, purchase option, Auto Scaling
+    grouped by cluster, node group, region, availability zone, instance type, purchase option, Auto Scaling
     lifecycle state, launch template drift and, with O(kubernetes=true), Kubernetes node state.
   - Host variables carry the Auto Scaling view (lifecycle state, health, scale-in protection, launch
     template version) that M(amazon.aws.ec2_instance_info) and the P(amazon.aws.aws_ec2#inventory)

@@ -264,6 +264,7 @@ def _kube_values(node):
 def default_groups(values, kubernetes):
     """The groups a host belongs to (besides its node group, nested under the cluster group)."""
     groups = [
+        group_name("region", values["region"]),
         group_name("az", values["availability_zone"]),
         group_name("instance_type", values["instance_type"]),
         "spot" if values["lifecycle"] == "spot" else "on_demand",

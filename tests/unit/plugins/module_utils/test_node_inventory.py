@@ -85,6 +85,7 @@ def test_default_groups_nest_node_groups_under_their_cluster():
     assert model["groups"]["spot"] == ["ip-10-0-2-20.ec2.internal"]
     assert model["groups"]["on_demand"] == ["ip-10-0-1-10.ec2.internal", "ip-10-0-2-10.ec2.internal"]
     assert model["groups"]["lifecycle_state_in_service"] == sorted(model["hosts"])
+    assert model["groups"]["region_us_east_1"] == sorted(model["hosts"])
 
 
 def test_standby_is_left_out_by_default_and_listed_on_request():
