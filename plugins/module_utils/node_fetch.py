@@ -263,6 +263,22 @@ def list_nodes(api_client):
             return sorted(nodes, key=lambda n: n["name"])
 
 
+def import_kubernetes():
+    """Import the kubernetes client library in the calling thread; a message naming the fix if it is missing.
+
+    Call it before threads list Nodes: two threads importing kubernetes.client for the first
+    time together can fail with "deadlock detected by _ModuleLock('kubernetes.client...')"
+    (its modules import each other). Returns None when the library is there.
+    """
+    try:
+        import kubernetes.client  # noqa: F401 pylint: disable=unused-import
+        import kubernetes.client.exceptions  # noqa: F401 pylint: disable=unused-import
+        from ansible_collections.selfmanaged.eks.plugins.module_utils import kube  # noqa: F401 pylint: disable=unused-import
+    except ImportError as exc:
+        return "kubernetes: true needs the kubernetes Python library on the controller ({0}); install it (pip install kubernetes) or set kubernetes: false".format(exc)
+    return None
+
+
 def cluster_nodes(eks, sts, cluster_name, region):
     """Compact Node records of one EKS cluster, through an EKS token (no kubeconfig, no aws CLI)."""
     from kubernetes.client import ApiClient
@@ -300,6 +316,10 @@ def fetch_region(region, clients, clusters, lifecycle_states, node_groups=None, 
     `clients` maps service name -> client (autoscaling, ec2, eks, sts) with AWS_RETRY.
     `clusters` empty means every cluster ListClusters returns.
     """
+    if kubernetes:
+        problem = import_kubernetes()
+        if problem:
+            raise FetchError(region, problem)
     try:
         names = sorted(clusters) if clusters else list_cluster_names(clients["eks"])
         owned = describe_cluster_groups(clients["autoscaling"], names) if names else []

@@ -22,6 +22,7 @@ from ansible_collections.amazon.aws.plugins.plugin_utils.inventory import AWSInv
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import AWS_RETRY
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_fetch import FetchError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.node_fetch import fetch_region
+from ansible_collections.selfmanaged.eks.plugins.module_utils.node_fetch import import_kubernetes
 
 
 class FleetReader(AWSInventoryBase):
@@ -58,6 +59,11 @@ class FleetReader(AWSInventoryBase):
         regions = sorted({str(region) for region in self._boto3_regions(service="eks")})
         clusters = [str(name) for name in self.get_option("clusters")]
         kubernetes = self.get_option("kubernetes")
+        if kubernetes:
+            # here, before the region threads: concurrent first imports of kubernetes.client can deadlock
+            problem = import_kubernetes()
+            if problem:
+                raise AnsibleParserError(problem)
         workers = self.get_option("max_concurrency")
         # boto3 sessions are not thread-safe: clients are made here, used in the threads.
         clients = {region: self._clients(region, kubernetes) for region in regions}

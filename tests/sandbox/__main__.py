@@ -9,8 +9,11 @@ import os
 import shlex
 import signal
 import threading
+from pathlib import Path
 
 from tests.sandbox.server import Sandbox, SandboxSettings
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for key, value in sandbox.env().items():
             print(f"export {key}={shlex.quote(value)}")
+        # This checkout's collection and roles, as make demo and the tests use them.
+        print(f"export ANSIBLE_COLLECTIONS_PATH={shlex.quote(str(ROOT / '.venv' / 'collections'))}")
+        print(f"export ANSIBLE_ROLES_PATH={shlex.quote(str(ROOT / 'roles'))}")
+        print(f"export PATH={shlex.quote(str(ROOT / '.venv' / 'bin'))}:\"$PATH\"")
         print(f"# kubectl: each EKS cluster you create gets a kubeconfig at "
               f"{os.path.join(settings.state_dir, 'clusters', settings.region + '-<cluster>', 'kubeconfig')}")
         print(f"# sandbox ready in {sandbox.startup_seconds:.2f}s; state in {settings.state_dir}; Ctrl-C to stop", flush=True)

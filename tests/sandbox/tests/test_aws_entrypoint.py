@@ -22,6 +22,9 @@ def test_module_prints_exports_serves_and_stops_on_sigterm():
             if line.startswith("# sandbox ready"):
                 break
         assert exports["AWS_ACCESS_KEY_ID"] == "testing" and exports["AWS_DEFAULT_REGION"] == "us-east-1"
+        # the checkout's collection and roles, so that ansible-playbook/ansible-inventory run as in make demo
+        assert (Path(exports["ANSIBLE_COLLECTIONS_PATH"]) / "ansible_collections" / "selfmanaged" / "eks" / "galaxy.yml").is_file()
+        assert (Path(exports["ANSIBLE_ROLES_PATH"]) / "node_bootstrap" / "tasks" / "main.yml").is_file()
         with urllib.request.urlopen(exports["AWS_ENDPOINT_URL"] + "/_sandbox/health", timeout=10) as response:
             assert json.loads(response.read())["status"] == "ok"
         process.send_signal(signal.SIGTERM)
