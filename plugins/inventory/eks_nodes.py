@@ -265,7 +265,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for group, members in model["groups"].items():
             for name in members:
                 self.inventory.add_host(name, group=group)
+        compose, groups, keyed_groups = self.get_option("compose"), self.get_option("groups"), self.get_option("keyed_groups")
+        if not (compose or groups or keyed_groups):
+            return
         for name, hostvars in model["hosts"].items():
-            self._set_composite_vars(self.get_option("compose"), hostvars, name, strict=strict)
-            self._add_host_to_composed_groups(self.get_option("groups"), hostvars, name, strict=strict)
-            self._add_host_to_keyed_groups(self.get_option("keyed_groups"), hostvars, name, strict=strict)
+            self._set_composite_vars(compose, hostvars, name, strict=strict)
+            self._add_host_to_composed_groups(groups, hostvars, name, strict=strict)
+            self._add_host_to_keyed_groups(keyed_groups, hostvars, name, strict=strict)
