@@ -275,7 +275,8 @@ def import_kubernetes():
         import kubernetes.client.exceptions  # noqa: F401 pylint: disable=unused-import
         from ansible_collections.selfmanaged.eks.plugins.module_utils import kube  # noqa: F401 pylint: disable=unused-import
     except ImportError as exc:
-        return "kubernetes: true needs the kubernetes Python library on the controller ({0}); install it (pip install kubernetes) or set kubernetes: false".format(exc)
+        return ("kubernetes: true needs the kubernetes Python library on the controller ({0}); "
+                "install it (pip install kubernetes) or set kubernetes: false".format(exc))
     return None
 
 
