@@ -11,6 +11,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
+from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
 # Every AWS call of the collection goes through this decorator (clients made by
@@ -22,6 +23,20 @@ AWS_RETRY = AWSRetry.jittered_backoff(
     max_delay=20,
     catch_extra_error_codes=["ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "Throttling"],
 )
+
+
+class EksAWSModule(AnsibleAWSModule):
+    """amazon.aws's AnsibleAWSModule, for every selfmanaged.eks module.
+
+    amazon.aws 10.x hands the module's warnings to exit_json/fail_json again on ansible-core
+    2.19, which already reports what module.warn() recorded; the result is each warning
+    followed by "[DEPRECATION WARNING]: Passing `warnings` to `exit_json` or `fail_json` is
+    deprecated". Warnings here go through module.warn() only, and are shown once.
+    """
+
+    def _should_inject_warnings(self):
+        return False
+
 
 THROTTLING_CODES = frozenset(
     ["Throttling", "ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure"]

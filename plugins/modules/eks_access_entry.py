@@ -177,7 +177,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry import (
     AccessEntryError,
@@ -189,6 +188,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry impor
     predicted_state,
     readable_state,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster, describe_or_none
 
 
@@ -279,7 +279,7 @@ def main():
         purge_tags=dict(type="bool", default=True),
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     cluster_name = params["cluster_name"]
 

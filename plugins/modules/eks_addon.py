@@ -219,7 +219,6 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import (
@@ -236,6 +235,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions imp
     resolve_version,
     upgrade_path,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
     WaitFailed,
     WaitTimeout,
@@ -692,7 +692,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     validate_static_params(module)
     manager = AddonManager(module)
     try:

@@ -108,9 +108,9 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import compatible_versions
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty, aws_client, describe_cluster, describe_or_none
 
 
@@ -140,7 +140,7 @@ def main():
         name=dict(type="str", aliases=["addon_name"]),
         kubernetes_version=dict(type="str"),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[["cluster_name", "name"]])
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[["cluster_name", "name"]])
     params = module.params
     eks = aws_client(module, "eks")
     result = dict(changed=False, addons=[])

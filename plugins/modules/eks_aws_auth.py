@@ -228,7 +228,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
@@ -410,7 +410,7 @@ def main():
         max_attempts=dict(type="int", default=10),
     )
     argument_spec.update(KUBE_CONNECTION_SPEC)
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
 
     desired, input_warnings = validate_options(module)
     for warning in input_warnings:

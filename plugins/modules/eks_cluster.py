@@ -230,10 +230,10 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import cluster as logic
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
@@ -557,7 +557,7 @@ def main():
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=1200),
     )
-    module = AnsibleAWSModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     manager = ClusterManager(module)
     if module.params["state"] == "absent":
         result = manager.absent()

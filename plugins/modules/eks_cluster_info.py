@@ -78,8 +78,8 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 
@@ -97,7 +97,7 @@ def cluster_names(eks):
 
 
 def main():
-    module = AnsibleAWSModule(argument_spec=dict(name=dict(type="str", aliases=["cluster_name"])), supports_check_mode=True)
+    module = EksAWSModule(argument_spec=dict(name=dict(type="str", aliases=["cluster_name"])), supports_check_mode=True)
     eks = aws_client(module, "eks")
     try:
         names = [module.params["name"]] if module.params["name"] else cluster_names(eks)

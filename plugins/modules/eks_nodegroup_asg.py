@@ -496,8 +496,8 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
@@ -1045,7 +1045,7 @@ def argument_spec():
 
 
 def main():
-    module = AnsibleAWSModule(
+    module = EksAWSModule(
         argument_spec=argument_spec(),
         supports_check_mode=True,
         required_if=[("state", "present", ["cluster_name", "instance_types", "subnets", "min_size", "max_size"])],
