@@ -13,9 +13,9 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils import userdata as
 
 # nodeadm's NodeConfig CustomResourceDefinition (node.eks.aws/v1alpha1), byte for byte from
 # awslabs/amazon-eks-ami at 81fec2e895854f599974fe4d3d72f61c0a9aaffa,
-# nodeadm/crds/node.eks.aws_nodeconfigs.yaml (MIT-style license, copyright Amazon.com, Inc. or its
-# affiliates). The sandbox's node stand-in validates
-# user data with the same file; every NodeConfig the collection renders is checked against it.
+# nodeadm/crds/node.eks.aws_nodeconfigs.yaml (MIT-style license, copyright Amazon.com, Inc. or
+# its affiliates). The sandbox's node stand-in validates user data with the same file; every
+# NodeConfig the collection renders is checked against it here.
 CRD = yaml.safe_load((Path(__file__).resolve().parents[3] / "sandbox" / "kube" / "nodeconfig-crd.yaml").read_text())
 NODECONFIG_SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
 
