@@ -53,6 +53,10 @@ class FleetReader(AWSInventoryBase):
         Raises AnsibleError naming the region or the missing clusters and what to check.
         """
         self.require_aws_sdk()
+        if not self.get_option("region") and self.get_option("regions"):
+            # The STS call of assume_role_arn needs a region. Without `region` or AWS_REGION,
+            # amazon.aws fails with "You must specify a region"; the first of `regions` will do.
+            self._plugin.set_option("region", str(sorted(self.get_option("regions"))[0]))
         self._set_frozen_credentials()
         # Values read from the configuration file carry Ansible's origin and trust tags; the
         # fleet holds plain strings (it is cached, and becomes host variables).

@@ -249,6 +249,31 @@ def test_a_playbook_rolls_over_a_node_group_with_serial(sandbox, tmp_path, known
     assert all(stats["failures"] == 0 and stats["unreachable"] == 0 for stats in run.output["stats"].values())
 
 
+def test_credentials_endpoint_and_assume_role_from_the_file(sandbox, tmp_path, known_fleet):
+    """amazon.aws's inventory options, with nothing from the environment: keys, endpoint_url, assume_role_arn."""
+    expected = inventory(sandbox, tmp_path, {"clusters": [known_fleet]})
+    sandbox_env = sandbox.env()
+    config = tmp_path / "creds.eks_nodes.yml"
+    config.write_text(yaml.safe_dump({
+        "plugin": "selfmanaged.eks.eks_nodes", "regions": ["us-east-1"], "clusters": [known_fleet],
+        "endpoint_url": sandbox_env["AWS_ENDPOINT_URL"],
+        "access_key": sandbox_env["AWS_ACCESS_KEY_ID"], "secret_key": sandbox_env["AWS_SECRET_ACCESS_KEY"],
+        "assume_role_arn": "arn:aws:iam::123456789012:role/inventory-reader",
+    }))
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update({
+        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"), "ANSIBLE_INVENTORY_UNPARSED_FAILED": "1", "NO_PROXY": "127.0.0.1",
+        "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "HOME": str(tmp_path),
+    })
+    sandbox.reset_api_calls()
+    proc = subprocess.run([ANSIBLE_INVENTORY, "-i", str(config), "--list"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == expected
+    calls = sandbox.api_calls()
+    assert calls["sts"] == {"AssumeRole": 1}
+    assert calls["autoscaling"] == {"DescribeAutoScalingGroups": 1}
+
+
 def test_throttling_is_retried(sandbox, tmp_path, known_fleet):
     expected = inventory(sandbox, tmp_path, {"clusters": [known_fleet]})
     sandbox.reset_api_calls()
