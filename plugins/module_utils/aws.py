@@ -101,8 +101,11 @@ def describe_cluster(eks, name):
     return describe_or_none(eks.describe_cluster, "cluster", name=name)
 
 
-def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.0, sleep=time.sleep, clock=time.monotonic):
+def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.0, max_delay=None, sleep=time.sleep, clock=time.monotonic):
     """Poll `fetch()` until `is_done(value)`; return the last value.
+
+    Polls are `delay` seconds apart; with `max_delay`, the gap starts at `delay` and doubles
+    up to `max_delay` (quick changes are seen at once, long ones polled sparingly).
 
     - `describe(value)` renders the state for messages (`value` may be None when the
       resource was not found).
@@ -138,3 +141,5 @@ def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.
                 )
             )
         sleep(min(delay, max(0.0, deadline - clock())))
+        if max_delay is not None:
+            delay = min(delay * 2, max_delay)

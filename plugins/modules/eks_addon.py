@@ -235,8 +235,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions imp
     resolve_version,
     upgrade_path,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
+    EksAWSModule,
     WaitFailed,
     WaitTimeout,
     all_pages_or_empty,
@@ -353,21 +353,14 @@ def describe_state(addon):
     return "{0} at {1} ({2})".format(addon.get("status"), addon.get("addonVersion"), health_text(addon))
 
 
-# Most add-on changes settle within seconds: poll often at first, then every few seconds.
-QUICK_PHASE_SECONDS = 10
-QUICK_DELAY = 0.5
-SLOW_DELAY = 5.0
+# Most add-on changes settle within seconds: poll often at first, backing off to every few seconds.
+FIRST_DELAY = 0.5
+MAX_DELAY = 5.0
 
 
 def poll(fetch, is_done, describe, timeout, what, is_failed):
-    """wait_until() polling every QUICK_DELAY seconds for the first QUICK_PHASE_SECONDS, then every SLOW_DELAY."""
-    quick = min(timeout, QUICK_PHASE_SECONDS)
-    try:
-        return wait_until(fetch, is_done, describe, quick, what, is_failed, delay=QUICK_DELAY)
-    except WaitTimeout:
-        if timeout <= quick:
-            raise
-    return wait_until(fetch, is_done, describe, timeout - quick, what, is_failed, delay=SLOW_DELAY)
+    """wait_until() polling after FIRST_DELAY seconds, the gap doubling up to MAX_DELAY."""
+    return wait_until(fetch, is_done, describe, timeout, what, is_failed, delay=FIRST_DELAY, max_delay=MAX_DELAY)
 
 
 class NodeCounter:

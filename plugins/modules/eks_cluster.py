@@ -221,8 +221,6 @@ updates:
       type: str
 """
 
-import time
-
 try:
     import botocore
 except ImportError:
@@ -246,17 +244,6 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_un
 FIRST_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 15.0
 KUBE_REQUEST_TIMEOUT = 30
-
-
-class BackoffSleep:
-    """A sleep for wait_until(): FIRST_POLL_DELAY, doubling up to what wait_until asks (MAX_POLL_DELAY or the time left)."""
-
-    def __init__(self):
-        self.next_delay = FIRST_POLL_DELAY
-
-    def __call__(self, seconds):
-        time.sleep(min(seconds, self.next_delay))
-        self.next_delay = min(self.next_delay * 2, MAX_POLL_DELAY)
 
 
 def list_all_nodes(core):
@@ -315,7 +302,7 @@ class ClusterManager:
 
         try:
             return wait_until(
-                fetch, is_done, cluster_state, self.module.params["wait_timeout"], what, is_failed=failed, delay=MAX_POLL_DELAY, sleep=BackoffSleep()
+                fetch, is_done, cluster_state, self.module.params["wait_timeout"], what, is_failed=failed, delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY
             )
         except (WaitTimeout, WaitFailed) as exc:
             self.fail(str(exc))
@@ -343,8 +330,8 @@ class ClusterManager:
                 self.module.params["wait_timeout"],
                 what,
                 is_failed=failed,
-                delay=MAX_POLL_DELAY,
-                sleep=BackoffSleep(),
+                delay=FIRST_POLL_DELAY,
+                max_delay=MAX_POLL_DELAY,
             )
         except (WaitTimeout, WaitFailed) as exc:
             self.fail(str(exc))

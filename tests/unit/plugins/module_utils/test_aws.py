@@ -50,6 +50,21 @@ def test_other_errors_propagate():
         wait_until(fetch, bool, str, 60, "cluster prod")
 
 
+def test_max_delay_backs_off_from_delay_and_the_timeout_counts_the_whole_wait():
+    clock = FakeClock()
+    gaps = []
+
+    def sleep(seconds):
+        gaps.append(seconds)
+        clock.sleep(seconds)
+
+    with pytest.raises(WaitTimeout) as info:
+        wait_until(lambda: "UPDATING", lambda s: s == "ACTIVE", str, 30, "add-on", delay=0.5, max_delay=5, sleep=sleep, clock=clock)
+    assert gaps[:6] == [0.5, 1, 2, 4, 5, 5]
+    assert sum(gaps) == 30  # the last gap is cut to the deadline
+    assert "timed out after 30s" in str(info.value)
+
+
 def test_timeout_names_what_and_last_state():
     clock = FakeClock()
     with pytest.raises(WaitTimeout) as info:
