@@ -188,8 +188,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry impor
     predicted_state,
     readable_state,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster, describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster, describe_or_none
 
 
 def describe_entry(eks, cluster_name, principal_arn):

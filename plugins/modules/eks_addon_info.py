@@ -110,8 +110,7 @@ except ImportError:
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import compatible_versions
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty, aws_client, describe_cluster, describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages_or_empty, aws_client, describe_cluster, describe_or_none
 
 
 def list_addon_names(eks, cluster_name):

@@ -228,8 +228,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
     TooManyConflicts,

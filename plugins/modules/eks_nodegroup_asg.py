@@ -496,7 +496,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
