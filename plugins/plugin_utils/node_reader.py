@@ -31,7 +31,6 @@ class FleetReader(AWSInventoryBase):
     def __init__(self, plugin):
         super().__init__()
         self._plugin = plugin
-        self.templar = plugin.templar
         self.ansible_name = getattr(plugin, "ansible_name", None) or "eks_nodes"
 
     def get_option(self, option, hostvars=None):

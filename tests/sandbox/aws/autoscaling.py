@@ -19,8 +19,8 @@
 
 - moto scales in by removing the first unprotected instances it holds. AWS's default
   termination policy first picks the AZ with the most instances, then the instance launched
-  from the oldest launch template version/configuration, then the oldest instance; here the
-  group's instances are ordered that way before moto removes the first ones.
+  from the oldest launch template version/configuration, then the oldest instance; here
+  InService instances are removed in that order (Standby ones stay, as in AWS).
 
 ``install()`` replaces ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` and
 ``set_desired_capacity`` once.

@@ -27,20 +27,28 @@ def _image(sandbox):
         Name="/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id")["Parameter"]["Value"]
 
 
+def _create_group(asg, name, template_id, subnets, desired, max_size, version="$Latest"):
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=max_size, DesiredCapacity=desired,
+                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": version},
+                                  VPCZoneIdentifier=",".join(subnets))
+
+
+def _members(asg, name):
+    """The group's Instances as DescribeAutoScalingGroups lists them."""
+    return asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"]
+
+
 def test_instances_are_balanced_across_the_groups_subnets(sandbox, network, node_role):
     asg = sandbox.client("autoscaling")
     template_id = _template(sandbox, "spread-lt", _image(sandbox))
-    asg.create_auto_scaling_group(AutoScalingGroupName="spread", MinSize=0, MaxSize=12, DesiredCapacity=7,
-                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
-                                  VPCZoneIdentifier=",".join(network["subnets"]))
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["spread"])["AutoScalingGroups"][0]
-    zones = sorted(i["AvailabilityZone"] for i in group["Instances"])
+    _create_group(asg, "spread", template_id, network["subnets"], desired=7, max_size=12)
+    zones = sorted(i["AvailabilityZone"] for i in _members(asg, "spread"))
     assert [zones.count(az) for az in network["azs"]] in ([3, 2, 2], [2, 3, 2], [2, 2, 3])
     asg.set_desired_capacity(AutoScalingGroupName="spread", DesiredCapacity=9)
-    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["spread"])["AutoScalingGroups"][0]
-    zones = [i["AvailabilityZone"] for i in group["Instances"]]
+    members = _members(asg, "spread")
+    zones = [i["AvailabilityZone"] for i in members]
     assert [zones.count(az) for az in network["azs"]] == [3, 3, 3]
-    reservations = sandbox.client("ec2").describe_instances(InstanceIds=[i["InstanceId"] for i in group["Instances"]])["Reservations"]
+    reservations = sandbox.client("ec2").describe_instances(InstanceIds=[i["InstanceId"] for i in members])["Reservations"]
     subnets = {i["SubnetId"] for r in reservations for i in r["Instances"]}
     assert subnets == set(network["subnets"])
 
@@ -54,7 +62,7 @@ def test_launch_template_profile_metadata_and_user_data_reach_the_instance(sandb
                                   LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
                                   VPCZoneIdentifier=network["subnets"][0],
                                   Tags=[{"Key": "kubernetes.io/cluster/profiled-cluster", "Value": "owned", "PropagateAtLaunch": True}])
-    instance_id = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["profiled"])["AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    instance_id = _members(asg, "profiled")[0]["InstanceId"]
     instance = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     assert instance["IamInstanceProfile"]["Arn"].endswith(":instance-profile/sandbox-test-node-profile")
     assert instance["MetadataOptions"]["HttpTokens"] == "required"  # version 1, not the newer version 2
@@ -75,14 +83,12 @@ def test_launch_template_profile_metadata_and_user_data_reach_the_instance(sandb
 def test_scale_in_keeps_azs_balanced_and_removes_outdated_instances_first(sandbox, network, node_role):
     asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
     template_id = _template(sandbox, "scale-in-lt", _image(sandbox))
-    asg.create_auto_scaling_group(AutoScalingGroupName="scale-in", MinSize=0, MaxSize=12, DesiredCapacity=6,
-                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"},
-                                  VPCZoneIdentifier=",".join(network["subnets"]))
-    old = {i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["scale-in"])["AutoScalingGroups"][0]["Instances"]}
+    _create_group(asg, "scale-in", template_id, network["subnets"], desired=6, max_size=12)
+    old = {i["InstanceId"] for i in _members(asg, "scale-in")}
     ec2.create_launch_template_version(LaunchTemplateId=template_id, SourceVersion="1", LaunchTemplateData={"InstanceType": "m5.xlarge"})
     asg.set_desired_capacity(AutoScalingGroupName="scale-in", DesiredCapacity=12)
     asg.set_desired_capacity(AutoScalingGroupName="scale-in", DesiredCapacity=6)
-    left = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["scale-in"])["AutoScalingGroups"][0]["Instances"]
+    left = _members(asg, "scale-in")
     assert not old & {i["InstanceId"] for i in left}  # the version-1 instances went first
     assert sorted(i["AvailabilityZone"] for i in left) == sorted(network["azs"] * 2)
     assert {i["InstanceType"] for i in left} == {"m5.xlarge"}
@@ -101,7 +107,7 @@ def test_new_template_version_builds_on_its_source_and_launches_with_its_own_use
     asg.create_auto_scaling_group(AutoScalingGroupName="versioned", MinSize=1, MaxSize=3, DesiredCapacity=1,
                                   LaunchTemplate={"LaunchTemplateId": template_id, "Version": "2"},
                                   VPCZoneIdentifier=network["subnets"][0])
-    [first] = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["versioned"])["AutoScalingGroups"][0]["Instances"]
+    [first] = _members(asg, "versioned")
     assert first["LaunchTemplate"]["Version"] == "2"
     attribute = ec2.describe_instance_attribute(InstanceId=first["InstanceId"], Attribute="userData")["UserData"]["Value"]
     assert base64.b64decode(attribute).decode() == v2_user_data
@@ -111,18 +117,15 @@ def test_new_template_version_builds_on_its_source_and_launches_with_its_own_use
     # Moving the group to version 1 leaves the running instance on version 2: it is outdated.
     asg.update_auto_scaling_group(AutoScalingGroupName="versioned", LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"})
     asg.set_desired_capacity(AutoScalingGroupName="versioned", DesiredCapacity=2)
-    versions = sorted(i["LaunchTemplate"]["Version"]
-                      for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["versioned"])["AutoScalingGroups"][0]["Instances"])
+    versions = sorted(i["LaunchTemplate"]["Version"] for i in _members(asg, "versioned"))
     assert versions == ["1", "2"]
 
 
 def test_describe_instances_by_ids_answers_in_one_page(sandbox, network, node_role):
     asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
     template_id = _template(sandbox, "paging-lt", _image(sandbox))
-    asg.create_auto_scaling_group(AutoScalingGroupName="paging", MinSize=0, MaxSize=150, DesiredCapacity=120,
-                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "1"},
-                                  VPCZoneIdentifier=",".join(network["subnets"]))
-    ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=["paging"])["AutoScalingGroups"][0]["Instances"]]
+    _create_group(asg, "paging", template_id, network["subnets"], desired=120, max_size=150, version="1")
+    ids = [i["InstanceId"] for i in _members(asg, "paging")]
     answer = ec2.describe_instances(InstanceIds=ids)
     assert "NextToken" not in answer
     assert sorted(i["InstanceId"] for r in answer["Reservations"] for i in r["Instances"]) == sorted(ids)
@@ -137,7 +140,7 @@ def test_mixed_instances_policy_splits_on_demand_and_spot(sandbox, network, node
     template_id = _template(sandbox, "mixed-lt", _image(sandbox))
 
     def lifecycles(name):
-        ids = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["Instances"]]
+        ids = [i["InstanceId"] for i in _members(asg, name)]
         instances = [i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]]
         return sorted(i.get("InstanceLifecycle", "on-demand") for i in instances)
 
@@ -160,6 +163,5 @@ def test_mixed_instances_policy_splits_on_demand_and_spot(sandbox, network, node
     asg.set_desired_capacity(AutoScalingGroupName="half", DesiredCapacity=7)
     assert lifecycles("half") == ["on-demand"] * 4 + ["spot"] * 3
     # a group without the policy is all On-Demand
-    asg.create_auto_scaling_group(AutoScalingGroupName="plain", MinSize=0, MaxSize=3, DesiredCapacity=2, VPCZoneIdentifier=network["subnets"][0],
-                                  LaunchTemplate={"LaunchTemplateId": template_id, "Version": "$Latest"})
+    _create_group(asg, "plain", template_id, network["subnets"][:1], desired=2, max_size=3)
     assert lifecycles("plain") == ["on-demand", "on-demand"]
