@@ -63,10 +63,9 @@ class FleetReader(AWSInventoryBase):
         clusters = [str(name) for name in self.get_option("clusters")]
         kubernetes = self.get_option("kubernetes")
         if kubernetes:
-            # here, before the region threads: concurrent first imports of kubernetes.client can deadlock
-            problem = import_kubernetes()
-            if problem:
-                raise AnsibleParserError(problem)
+            # Here, before the region threads: first imports of kubernetes.client from several threads
+            # at once can deadlock. A missing library is reported by fetch_region, before any call.
+            import_kubernetes()
         workers = self.get_option("max_concurrency")
         # boto3 sessions are not thread-safe: clients are made here, used in the threads.
         clients = {region: self._clients(region, kubernetes) for region in regions}

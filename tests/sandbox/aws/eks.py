@@ -1109,7 +1109,7 @@ def create_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
             raise EksError("ResourceInUseException", f"Association already exists: {existing['associationArn']}",
                            clusterName=cluster.name)
         association = _new_association(cluster, namespace, service_account, body["roleArn"], _tags(body), None)
-        return 200, {"association": json.loads(json.dumps(association))}
+        return 200, {"association": _public(association)}
 
 
 @_handler("DescribePodIdentityAssociation")
@@ -1117,7 +1117,7 @@ def describe_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
     with _lock:
         cluster = _require_cluster(request.region, request.path_params["name"])
         association = _require_association(cluster, request.path_params["associationId"])
-        return 200, {"association": json.loads(json.dumps(association))}
+        return 200, {"association": _public(association)}
 
 
 @_handler("ListPodIdentityAssociations")
@@ -1153,7 +1153,7 @@ def update_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
         if request.body.get("roleArn"):
             _validate_role_exists(request.body["roleArn"])
             association.update(roleArn=request.body["roleArn"], modifiedAt=_now())
-        return 200, {"association": json.loads(json.dumps(association))}
+        return 200, {"association": _public(association)}
 
 
 @_handler("DeletePodIdentityAssociation")
@@ -1161,7 +1161,7 @@ def delete_pod_identity_association(request: EksRequest) -> tuple[int, dict]:
     with _lock:
         cluster, association = _standalone_association(request, "remove")
         del cluster.sandbox.pod_identity[association["associationId"]]
-        return 200, {"association": json.loads(json.dumps(association))}
+        return 200, {"association": _public(association)}
 
 
 def _addon_cluster(request: EksRequest):
