@@ -2,7 +2,6 @@
 
 import json
 
-
 from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import ready_node_names
 from tests.sandbox.kube.scenarios import wait_for
