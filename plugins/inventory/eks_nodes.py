@@ -149,10 +149,10 @@ from ansible.plugins.inventory import BaseInventoryPlugin
 from ansible.plugins.inventory import Cacheable
 from ansible.plugins.inventory import Constructable
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import InventoryConfigError
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import build_inventory
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import validate_hostnames
-from ansible_collections.selfmanaged.eks.plugins.module_utils.node_inventory import validate_lifecycle_states
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils.inventory_hosts import InventoryConfigError
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils.inventory_hosts import build_inventory
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils.inventory_hosts import validate_hostnames
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils.inventory_hosts import validate_lifecycle_states
 
 # The options that change what is fetched; the cache key includes them so that editing the
 # file never serves a fleet read for other options.
@@ -247,7 +247,7 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
 
     def _read_fleet(self, lifecycle_states):
         # A cache miss: only now import boto3 (through amazon.aws's inventory base) and read AWS.
-        from ansible_collections.selfmanaged.eks.plugins.plugin_utils.node_reader import FleetReader
+        from ansible_collections.selfmanaged.eks.plugins.plugin_utils.inventory_aws import FleetReader
 
         return FleetReader(self).read(lifecycle_states)
 

@@ -11,6 +11,12 @@ difference, and applies it.
 
 import copy
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import AUTOSCALER_CLUSTER_TAG
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import AUTOSCALER_ENABLED_TAG
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import AUTOSCALER_LABEL_TAG
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import AUTOSCALER_TAINT_TAG
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import CLUSTER_TAG_VALUE
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import cluster_tag
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import decode_user_data
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import user_data_semantics
 
@@ -35,12 +41,6 @@ ROOT_DEVICE_NAMES = {"al2023": "/dev/xvda", "al2": "/dev/xvda", "bottlerocket": 
 MAX_ASG_TAGS = 50
 MAX_TAG_KEY = 128
 MAX_TAG_VALUE = 256
-CLUSTER_TAG = "kubernetes.io/cluster/{cluster}"
-AUTOSCALER_ENABLED_TAG = "k8s.io/cluster-autoscaler/enabled"
-AUTOSCALER_CLUSTER_TAG = "k8s.io/cluster-autoscaler/{cluster}"
-AUTOSCALER_LABEL_TAG = "k8s.io/cluster-autoscaler/node-template/label/{key}"
-AUTOSCALER_TAINT_TAG = "k8s.io/cluster-autoscaler/node-template/taint/{key}"
-NODEGROUP_LABEL = "selfmanaged.eks/nodegroup"
 
 SPOT_ALLOCATION_STRATEGIES = ("lowest-price", "capacity-optimized", "capacity-optimized-prioritized", "price-capacity-optimized")
 
@@ -166,7 +166,7 @@ def build_asg_tags(cluster_name, name, labels=None, taints=None, user_tags=None,
     """The ASG tags as {key: (value, propagate_at_launch)}; raises NodeGroupError beyond 50 tags."""
     tags = {
         "Name": (name, True),
-        CLUSTER_TAG.format(cluster=cluster_name): ("owned", True),
+        cluster_tag(cluster_name): (CLUSTER_TAG_VALUE, True),
     }
     if autoscaler_discovery:
         tags[AUTOSCALER_ENABLED_TAG] = ("true", False)
@@ -176,7 +176,7 @@ def build_asg_tags(cluster_name, name, labels=None, taints=None, user_tags=None,
         for taint in taints or []:
             tags[AUTOSCALER_TAINT_TAG.format(key=taint["key"])] = ("{0}:{1}".format(taint.get("value") or "", taint["effect"]), False)
     for key, value in sorted((user_tags or {}).items()):
-        if key == CLUSTER_TAG.format(cluster=cluster_name) and value != "owned":
+        if key == cluster_tag(cluster_name) and value != CLUSTER_TAG_VALUE:
             raise NodeGroupError("tag {0} must be 'owned' on node groups; remove it from tags".format(key))
         tags[key] = (str(value), True)
     for key, (value, _propagate) in tags.items():
@@ -502,47 +502,3 @@ def suspended_process_changes(desired, current_asg):
     have = set(p["ProcessName"] for p in current_asg.get("SuspendedProcesses") or [])
     want = set(desired)
     return sorted(want - have), sorted(have - want)
-
-
-# ---------------------------------------------------------------------------------------
-# Instances
-
-
-def instance_report(asg, ec2_instances, current_version, current_ami, current_template_id=None):
-    """The ASG's instances with their launch template version and whether they are outdated.
-
-    Outdated: launched from another launch template, another version, or another AMI.
-
-    `ec2_instances` maps instance id -> DescribeInstances entry (for image id and DNS name).
-    """
-    report = []
-    for inst in sorted(asg.get("Instances") or [], key=lambda i: i["InstanceId"]):
-        ec2 = ec2_instances.get(inst["InstanceId"], {})
-        # EC2 tags each instance with the launch template version it was launched from; prefer
-        # that over the ASG's per-instance field, which some endpoints fill from the group's current spec.
-        ec2_tags = {t["Key"]: t["Value"] for t in ec2.get("Tags") or []}
-        version = ec2_tags.get("aws:ec2launchtemplate:version") or (inst.get("LaunchTemplate") or {}).get("Version")
-        template_id = ec2_tags.get("aws:ec2launchtemplate:id") or (inst.get("LaunchTemplate") or {}).get("LaunchTemplateId")
-        image_id = ec2.get("ImageId")
-        outdated = (
-            str(version) != str(current_version)
-            or (image_id is not None and image_id != current_ami)
-            or (current_template_id is not None and template_id is not None and template_id != current_template_id)
-        )
-        report.append(
-            {
-                "instance_id": inst["InstanceId"],
-                "availability_zone": inst.get("AvailabilityZone"),
-                "lifecycle_state": inst.get("LifecycleState"),
-                "health_status": inst.get("HealthStatus"),
-                "instance_type": inst.get("InstanceType") or ec2.get("InstanceType"),
-                "launch_template_version": str(version) if version is not None else None,
-                "image_id": image_id,
-                "private_dns_name": ec2.get("PrivateDnsName"),
-                "private_ip_address": ec2.get("PrivateIpAddress"),
-                "state": (ec2.get("State") or {}).get("Name"),
-                "launch_time": ec2["LaunchTime"].isoformat() if hasattr(ec2.get("LaunchTime"), "isoformat") else ec2.get("LaunchTime"),
-                "outdated": outdated,
-            }
-        )
-    return report

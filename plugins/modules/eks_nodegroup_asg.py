@@ -469,12 +469,52 @@ instances:
     private_dns_name:
       description: Private DNS name (the Kubernetes node name).
       type: str
+    instance_state:
+      description: EC2 state (C(pending), C(running), ...).
+      type: str
     state:
-      description: EC2 state.
+      description: The same as RV(instances.instance_state), the name this value had first.
+      type: str
+    protected_from_scale_in:
+      description: The instance is protected from scale-in.
+      type: bool
+    instance_type:
+      description: Instance type.
+      type: str
+    lifecycle:
+      description: C(on_demand) or C(spot).
+      type: str
+    private_ip_address:
+      description: Private IPv4 address.
+      type: str
+    launch_template_id:
+      description: Launch template the instance was launched from.
+      type: str
+    launch_template_name:
+      description: The group's launch template name.
+      type: str
+    current_launch_template_version:
+      description: The version the group launches now.
+      type: str
+    current_image_id:
+      description: The AMI the group launches now.
+      type: str
+    launch_time:
+      description: Launch time (ISO 8601).
       type: str
     outdated:
-      description: The instance was launched from another launch template, version or AMI than the group's current one.
+      description:
+        - The instance does not run what the group launches now (another launch template, version or AMI), or its launch template
+          version is unknown, which counts as outdated (see RV(instances.outdated_codes)).
       type: bool
+    outdated_reasons:
+      description: Why the instance is outdated, one sentence each; empty when it is current.
+      type: list
+      elements: str
+    outdated_codes:
+      description: The reasons as codes, C(launch_template), C(launch_template_version), C(ami) or C(unknown).
+      type: list
+      elements: str
     bootstrap_problems:
       description:
         - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR); empty when it matches.
@@ -503,7 +543,9 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_cli
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_code
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import nodegroup as ng
+from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
 from ansible_collections.selfmanaged.eks.plugins.module_utils.max_pods import max_pods_for_instance_types
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import HAS_YAML
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
@@ -552,17 +594,6 @@ class NodeGroup:
     def launch_template_version(self, template_id, version):
         versions = self.ec2.describe_launch_template_versions(LaunchTemplateId=template_id, Versions=[str(version)], aws_retry=True)["LaunchTemplateVersions"]
         return versions[0] if versions else None
-
-    def ec2_instances(self, instance_ids):
-        found = {}
-        if not instance_ids:
-            return found
-        paginator = self.ec2.get_paginator("describe_instances")
-        for page in paginator.paginate(InstanceIds=list(instance_ids)):
-            for reservation in page["Reservations"]:
-                for inst in reservation["Instances"]:
-                    found[inst["InstanceId"]] = inst
-        return found
 
     def instance_user_data(self, instance_id):
         try:
@@ -743,8 +774,14 @@ class NodeGroup:
 
         instances = []
         if asg:
-            ec2_instances = self.ec2_instances([i["InstanceId"] for i in asg.get("Instances") or []])
-            instances = ng.instance_report(asg, ec2_instances, version, ami_id, template_id)
+            group = fleet.compact_group(asg)
+            group["launch_template"] = {"id": template_id, "name": self.template_name, "version": str(version)}
+            templates = fleet.known_template(template_id, version, ami_id)
+            by_id = describe_instances(self.ec2, [m["instance_id"] for m in group["instances"]])
+            for member in sorted(group["instances"], key=lambda m: m["instance_id"]):
+                record = fleet.instance_record(group, member, by_id.get(member["instance_id"]), templates)
+                record["state"] = record["instance_state"]  # the name this module returned before the fleet model
+                instances.append(record)
             for inst in instances:
                 # Instances on the current version run the data rendered above; only the others can disagree.
                 text = self.instance_user_data(inst["instance_id"]) if inst["outdated"] else None

@@ -31,7 +31,7 @@ def _install_collection_finder():
 
 _install_collection_finder()
 
-from tests.unit.plugins.module_utils.test_node_inventory import fleet  # noqa: E402 pylint: disable=wrong-import-position
+from tests.unit.plugins.plugin_utils.test_inventory_hosts import fleet  # noqa: E402 pylint: disable=wrong-import-position
 
 
 class Counter:

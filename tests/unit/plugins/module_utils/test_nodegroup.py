@@ -276,33 +276,6 @@ def test_suspended_processes_diff():
     assert ng.suspended_process_changes(["AZRebalance", "ReplaceUnhealthy"], asg) == (["ReplaceUnhealthy"], ["Launch"])
 
 
-def test_instances_on_an_old_version_or_ami_are_outdated():
-    asg = current_asg(Instances=[
-        {"InstanceId": "i-2", "AvailabilityZone": "us-east-1b", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"Version": "4"}},
-        {"InstanceId": "i-1", "AvailabilityZone": "us-east-1a", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"Version": "3"}},
-        {"InstanceId": "i-3", "AvailabilityZone": "us-east-1c", "LifecycleState": "InService", "HealthStatus": "Healthy", "LaunchTemplate": {"Version": "4"}},
-    ])
-    ec2 = {"i-1": {"ImageId": "ami-new"}, "i-2": {"ImageId": "ami-new", "PrivateDnsName": "ip-10-0-1-5.ec2.internal"}, "i-3": {"ImageId": "ami-old"}}
-    report = ng.instance_report(asg, ec2, 4, "ami-new")
-    assert [(r["instance_id"], r["launch_template_version"], r["outdated"]) for r in report] == [("i-1", "3", True), ("i-2", "4", False), ("i-3", "4", True)]
-    assert report[1]["private_dns_name"] == "ip-10-0-1-5.ec2.internal"
-
-
-def test_the_instance_launch_template_tag_is_the_version_it_launched_from():
-    asg = current_asg(Instances=[{"InstanceId": "i-1", "LaunchTemplate": {"Version": "4"}}])
-    ec2 = {"i-1": {"ImageId": "ami-new", "Tags": [{"Key": "aws:ec2launchtemplate:version", "Value": "3"}]}}
-    [report] = ng.instance_report(asg, ec2, 4, "ami-new")
-    assert (report["launch_template_version"], report["outdated"]) == ("3", True)
-
-
-def test_an_instance_from_another_launch_template_is_outdated():
-    asg = current_asg(Instances=[{"InstanceId": "i-1", "LaunchTemplate": {"LaunchTemplateId": "lt-other", "Version": "1"}}])
-    [report] = ng.instance_report(asg, {"i-1": {"ImageId": "ami-new"}}, 1, "ami-new", "lt-1")
-    assert report["outdated"] is True
-    [same] = ng.instance_report(asg, {"i-1": {"ImageId": "ami-new"}}, 1, "ami-new", "lt-other")
-    assert same["outdated"] is False
-
-
 @pytest.mark.parametrize(
     "name, family",
     [

@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils import node_fetch
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils import inventory_aws as node_fetch
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import AWS_RETRY
 
 

@@ -5,7 +5,8 @@ import random
 
 import pytest
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils import node_inventory as ni
+from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet as fm
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils import inventory_hosts as ni
 
 
 def member(instance_id, state="InService", az="us-east-1a", version="3", health="Healthy", protected=False):
@@ -123,12 +124,28 @@ def test_instance_from_another_template_is_outdated():
     assert reasons == ["launch template lt-previous differs from the group's lt-1"]
 
 
-def test_unresolved_template_does_not_flag_anything():
+def test_unresolved_template_flags_every_instance_of_the_group_as_unknown():
+    """The fleet model's meaning: what cannot be proven current is outdated, and the reason says why."""
     data = fleet()
     data[0]["launch_templates"] = {}
     model = ni.build_inventory(data)
-    assert "outdated" not in model["groups"]
-    assert model["hosts"]["ip-10-0-1-10.ec2.internal"]["eks_node_current_launch_template_version"] is None
+    host = model["hosts"]["ip-10-0-1-10.ec2.internal"]
+    assert host["eks_node_current_launch_template_version"] is None
+    assert host["eks_node_outdated"] is True
+    assert host["eks_node_outdated_reasons"] == [
+        "the group's current launch template version cannot be read (no launch template, or it was deleted)"
+    ]
+    assert "ip-10-0-1-10.ec2.internal" in model["groups"]["outdated"]
+
+
+def test_instance_without_a_known_version_is_outdated():
+    data = fleet()
+    data[0]["instances"]["i-1"]["launch_template_version"] = None
+    data[0]["groups"][0]["instances"][0]["launch_template_version"] = None
+    host = ni.build_inventory(data)["hosts"]["ip-10-0-1-10.ec2.internal"]
+    assert host["eks_node_outdated"] is True
+    assert host["eks_node_launch_template_version"] is None
+    assert "unknown" in host["eks_node_outdated_reasons"][0]
 
 
 def test_host_variables_are_prefixed_and_complete():
@@ -226,7 +243,7 @@ def test_instance_gone_between_calls_is_skipped():
 
 
 def node(name, instance_id, ready=True, unschedulable=False, kubelet="v1.31.4-eks-1", labels=None, taints=None):
-    return ni.compact_node(
+    return fm.compact_node(
         {
             "metadata": {"name": name, "labels": labels or {"kubernetes.io/os": "linux"}},
             "spec": {"providerID": "aws:///us-east-1a/" + instance_id if instance_id else None, "unschedulable": unschedulable, "taints": taints or []},
@@ -293,5 +310,5 @@ def test_group_names_are_valid_identifiers():
 
 
 def test_cluster_of_tags_needs_owned():
-    assert ni.cluster_of_tags({"kubernetes.io/cluster/demo": "owned", "Name": "x"}) == "demo"
-    assert ni.cluster_of_tags({"kubernetes.io/cluster/demo": "shared"}) is None
+    assert fm.cluster_of_tags({"kubernetes.io/cluster/demo": "owned", "Name": "x"}) == "demo"
+    assert fm.cluster_of_tags({"kubernetes.io/cluster/demo": "shared"}) is None
