@@ -19,6 +19,11 @@ SUPPORTED_VERSIONS = ("1.29", "1.30", "1.31", "1.32", "1.33")
 # Authentication modes in the only order EKS lets a cluster move through.
 AUTHENTICATION_MODES = ("CONFIG_MAP", "API_AND_CONFIG_MAP", "API")
 
+# What a mode reads: access entries (API), the aws-auth ConfigMap (CONFIG_MAP), or both.
+AUTHENTICATION_SOURCES = {"CONFIG_MAP": ("CONFIG_MAP",), "API_AND_CONFIG_MAP": ("API", "CONFIG_MAP"), "API": ("API",)}
+# A cluster whose DescribeCluster answer has no accessConfig predates access entries.
+DEFAULT_AUTHENTICATION_MODE = "CONFIG_MAP"
+
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 IP_FAMILIES = ("ipv4", "ipv6")
@@ -31,6 +36,21 @@ _VERSION_RE = re.compile(r"^v?(\d+)\.(\d+)(?:\.\d+)?(?:[-+].*)?$")
 
 class ClusterConfigError(ValueError):
     """A requested cluster configuration EKS would refuse or cannot apply; the message says the fix."""
+
+
+def authentication_mode_of(cluster):
+    """The authentication mode of a DescribeCluster dict (or the snake_case one eks_cluster_info returns)."""
+    access = (cluster or {}).get("accessConfig") or (cluster or {}).get("access_config") or {}
+    return access.get("authenticationMode") or access.get("authentication_mode") or DEFAULT_AUTHENTICATION_MODE
+
+
+def authentication_mode_includes(mode, source):
+    """True when authentication `mode` reads `source` ('API' = access entries, 'CONFIG_MAP' = aws-auth)."""
+    if source not in ("API", "CONFIG_MAP"):
+        raise ClusterConfigError("{0!r} is not an authentication source; use API (access entries) or CONFIG_MAP (aws-auth)".format(source))
+    if mode not in AUTHENTICATION_SOURCES:
+        raise ClusterConfigError("{0!r} is not an EKS authentication mode; use one of {1}".format(mode, ", ".join(AUTHENTICATION_MODES)))
+    return source in AUTHENTICATION_SOURCES[mode]
 
 
 def parse_version(version):

@@ -334,3 +334,23 @@ def test_module_documentation_lists_exactly_the_supported_versions():
     doc = yaml.safe_load(eks_cluster.DOCUMENTATION)
     text = " ".join(doc["options"]["version"]["description"])
     assert tuple(re.findall(r"V\((\d+\.\d+)\)", text)) == c.SUPPORTED_VERSIONS
+
+
+@pytest.mark.parametrize("mode, api, config_map", [("CONFIG_MAP", False, True), ("API_AND_CONFIG_MAP", True, True), ("API", True, False)])
+def test_authentication_mode_includes(mode, api, config_map):
+    assert c.authentication_mode_includes(mode, "API") is api
+    assert c.authentication_mode_includes(mode, "CONFIG_MAP") is config_map
+
+
+def test_authentication_mode_includes_refuses_unknown_values():
+    with pytest.raises(c.ClusterConfigError, match="'APIS' is not an EKS authentication mode; use one of CONFIG_MAP, API_AND_CONFIG_MAP, API"):
+        c.authentication_mode_includes("APIS", "API")
+    with pytest.raises(c.ClusterConfigError, match="'AWS_AUTH' is not an authentication source"):
+        c.authentication_mode_includes("API", "AWS_AUTH")
+
+
+def test_authentication_mode_of_reads_both_shapes_and_defaults_to_config_map():
+    assert c.authentication_mode_of({"accessConfig": {"authenticationMode": "API"}}) == "API"
+    assert c.authentication_mode_of({"access_config": {"authentication_mode": "API_AND_CONFIG_MAP"}}) == "API_AND_CONFIG_MAP"
+    assert c.authentication_mode_of({}) == "CONFIG_MAP"
+    assert c.authentication_mode_of(None) == "CONFIG_MAP"
