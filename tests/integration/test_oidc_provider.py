@@ -1,6 +1,5 @@
 """eks_oidc_provider against the sandbox: created from the cluster's issuer, idempotent, updated, deleted."""
 
-
 import pytest
 
 from tests.sandbox.clusters import create_cluster
