@@ -8,7 +8,7 @@ import pytest
 
 from tests.integration.eks_nodegroup_env import LABEL
 from tests.integration.eks_nodegroup_env import Env
-from tests.integration.eks_nodegroup_env import wait_for
+from tests.sandbox.kube.scenarios import wait_for
 from tests.integration.eks_nodegroup_env import write_calls
 
 
