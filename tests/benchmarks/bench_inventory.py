@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / ".venv" / "collections"))
 
 from tests.integration import eks_nodes_fleet as fleet  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
+from tests.sandbox.clusters import create_cluster  # noqa: E402
 
 CLUSTERS = ("bench-blue", "bench-green")
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
@@ -43,7 +44,7 @@ ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
 def build_fleet(sandbox, groups, per_group):
     image = fleet.eks_images(sandbox.client("ec2"))[0]
     for cluster in CLUSTERS:
-        fleet.create_cluster(sandbox, cluster)
+        create_cluster(sandbox, cluster, mode="API_AND_CONFIG_MAP")
     names = []
     for index in range(groups):
         cluster = CLUSTERS[index % len(CLUSTERS)]

@@ -20,6 +20,7 @@ from botocore.config import Config  # noqa: E402
 
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
 from tests.sandbox import aws_state  # noqa: E402
+from tests.sandbox.clusters import create_cluster  # noqa: E402
 from tests.sandbox.kube import scenarios  # noqa: E402
 from tests.sandbox.kube.controllers import node_is_ready  # noqa: E402
 from tests.sandbox.kube.resources import resource_type  # noqa: E402
@@ -44,7 +45,7 @@ def main():
     rows = []
     settings = SandboxSettings(node_ready_delay=0.0, pod_ready_delay=0.0, kubelet_interval=0.2)
     with Sandbox(settings) as sandbox:
-        cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+        cluster = create_cluster(sandbox, mode="CONFIG_MAP")
         api = scenarios.kube_client(sandbox, cluster)
         core = kubernetes.client.CoreV1Api(api)
         role, profile = scenarios.node_role(sandbox)

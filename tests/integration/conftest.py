@@ -82,8 +82,8 @@ class PlaybookRun:
         return self.stats.get(host, {}).get("changed", 0)
 
 
-def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, inventory=None, env=None, timeout=900):
-    """Run a playbook file against the sandbox and return a PlaybookRun."""
+def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, inventory=None, env=None, timeout=900, tags=None):
+    """Run a playbook file against the sandbox and return a PlaybookRun (``tags``: ``--tags`` as given)."""
     cmd = [str(Path(sys.executable).parent / "ansible-playbook"), str(playbook)]
     cmd += ["-i", inventory or "localhost,"]
     if extra_vars:
@@ -95,6 +95,8 @@ def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, in
         cmd.append("--check")
     if diff:
         cmd.append("--diff")
+    if tags:
+        cmd += ["--tags", tags]
     proc = subprocess.run(cmd, env=ansible_env(sandbox, env), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
     try:
         output = json.loads(proc.stdout)

@@ -2,14 +2,13 @@
 
 import json
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import ready_node_names
-from tests.sandbox.kube.scenarios import wait_for
 
 LABEL = "selfmanaged.eks/nodegroup"
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Put", "Modify", "Suspend", "Resume", "Attach", "Associate", "Run", "Terminate", "Set")
 TRUST_EC2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-TRUST_EKS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
 
 def write_calls(sandbox):
@@ -24,7 +23,7 @@ class Env:
 
     def __init__(self, sandbox, name, mode="API_AND_CONFIG_MAP"):
         self.sandbox = sandbox
-        ec2, iam, eks = sandbox.client("ec2"), sandbox.client("iam"), sandbox.client("eks")
+        ec2, iam = sandbox.client("ec2"), sandbox.client("iam")
         vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
         self.subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.{0}.0/24".format(i), AvailabilityZone="us-east-1" + az)["Subnet"]["SubnetId"]
                         for i, az in enumerate("abc")]
@@ -32,15 +31,12 @@ class Env:
         other = ec2.create_vpc(CidrBlock="10.78.0.0/16")["Vpc"]["VpcId"]
         self.other_vpc_subnets = [ec2.create_subnet(VpcId=other, CidrBlock="10.78.{0}.0/24".format(i), AvailabilityZone="us-east-1" + az)["Subnet"]["SubnetId"]
                                   for i, az in enumerate("ab")]
-        cluster_role = iam.create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(TRUST_EKS))["Role"]["Arn"]
         self.node_role = iam.create_role(RoleName=name + "-node", AssumeRolePolicyDocument=json.dumps(TRUST_EC2))["Role"]["Arn"]
         self.profile = iam.create_instance_profile(InstanceProfileName=name + "-node")["InstanceProfile"]["Arn"]
         iam.add_role_to_instance_profile(InstanceProfileName=name + "-node", RoleName=name + "-node")
         self.name = name
-        eks.create_cluster(name=name, version="1.31", roleArn=cluster_role, resourcesVpcConfig={"subnetIds": self.subnets},
-                           kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"},
-                           accessConfig={"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": True})
-        self.cluster = wait_for(lambda: (lambda c: c if c["status"] == "ACTIVE" else None)(eks.describe_cluster(name=name)["cluster"]), timeout=30.0, interval=0.2, message="cluster ACTIVE")
+        self.cluster = create_cluster(sandbox, name, mode=mode, bootstrap_admin=True, subnets=self.subnets,
+                                      kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"})
 
     def group_args(self, group, **overrides):
         args = dict(name=self.name + "-" + group, cluster_name=self.name, instance_types=["m5.large"], instance_profile=self.profile,

@@ -1,17 +1,11 @@
 """Self-managed node fleets in the sandbox, made with boto3 as a user's tooling would.
 
-Shared by tests/integration/test_inventory_eks_nodes.py and tests/benchmarks/bench_inventory.py.
+Shared by tests/integration/test_inventory_eks_nodes.py and tests/benchmarks/bench_inventory.py;
+their clusters come from `tests.sandbox.clusters.create_cluster` (API_AND_CONFIG_MAP, so the
+creator, the sandbox identity, is cluster admin for `register_nodes`).
 Instances need not join Kubernetes for the inventory's AWS view; `register_nodes` creates the
 Node objects directly (as the cluster admin) where a test needs the Kubernetes join.
 """
-
-import json
-import time
-
-CLUSTER_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-}
 
 
 def subnets_by_zone(ec2, zones=3):
@@ -29,26 +23,6 @@ def eks_images(ec2, count=2):
         key=lambda i: i["Name"],
     )
     return [i["ImageId"] for i in images[:count]]
-
-
-def create_cluster(sandbox, name, wait=True):
-    """An EKS cluster (ACTIVE when wait) whose creator, the sandbox identity, is cluster admin."""
-    iam, eks, ec2 = sandbox.client("iam"), sandbox.client("eks"), sandbox.client("ec2")
-    role_name = "{0}-cluster".format(name)
-    role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument=json.dumps(CLUSTER_TRUST))["Role"]["Arn"]
-    eks.create_cluster(
-        name=name,
-        roleArn=role,
-        version="1.31",
-        resourcesVpcConfig={"subnetIds": subnets_by_zone(ec2)},
-        accessConfig={"authenticationMode": "API_AND_CONFIG_MAP", "bootstrapClusterCreatorAdminPermissions": True},
-    )
-    deadline = time.monotonic() + 60
-    while wait and eks.describe_cluster(name=name)["cluster"]["status"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise AssertionError("cluster {0} did not become ACTIVE".format(name))
-        time.sleep(0.2)
-    return name
 
 
 def _tag(group, key, value):

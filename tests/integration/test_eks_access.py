@@ -8,26 +8,12 @@ from kubernetes.client.rest import ApiException
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
-
-
-def make_cluster(sandbox, name):
-    eks = sandbox.client("eks")
-    iam = sandbox.client("iam")
-    ec2 = sandbox.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
-    ]
-    role = iam.create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    eks.create_cluster(name=name, roleArn=role, resourcesVpcConfig={"subnetIds": subnets}, version="1.31")
-    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return eks.describe_cluster(name=name)["cluster"]
+from tests.sandbox.clusters import create_cluster
 
 
 @pytest.fixture
 def two_clusters(sandbox, unique_name):
-    return make_cluster(sandbox, unique_name("a")), make_cluster(sandbox, unique_name("b"))
+    return create_cluster(sandbox, unique_name("a")), create_cluster(sandbox, unique_name("b"))
 
 
 def sts_client(sandbox):

@@ -8,6 +8,7 @@ import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.sandbox.clusters import create_cluster
 
 ACCOUNT = "123456789012"
 POLICY = "arn:aws:eks::aws:cluster-access-policy/"
@@ -34,25 +35,6 @@ def create_role(sandbox, name, service=None):
     return aws(sandbox, "iam").create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
 
 
-def make_cluster(sandbox, name, mode):
-    ec2 = aws(sandbox, "ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
-    ]
-    eks = aws(sandbox, "eks")
-    eks.create_cluster(
-        name=name,
-        version="1.31",
-        roleArn=create_role(sandbox, name + "-cluster", "eks.amazonaws.com"),
-        resourcesVpcConfig={"subnetIds": subnets},
-        accessConfig={"authenticationMode": mode},
-    )
-    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return name
-
-
 def eks_writes(sandbox):
     calls = sandbox.api_calls().get("eks", {})
     return {name: calls[name] for name in WRITES if calls.get(name)}
@@ -71,7 +53,7 @@ def run(module_runner, cluster, **args):
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return make_cluster(sandbox, "entries-it", "API_AND_CONFIG_MAP")
+    return create_cluster(sandbox, "entries-it", mode="API_AND_CONFIG_MAP")["name"]
 
 
 def test_standard_entry_lifecycle(sandbox, module_runner, cluster, unique_name):
@@ -209,7 +191,7 @@ def test_bad_input_is_refused_with_no_eks_write(sandbox, playbook, cluster, uniq
 
 
 def test_config_map_cluster_is_refused_with_the_way_out(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("cm"), "CONFIG_MAP")
+    cluster = create_cluster(sandbox, unique_name("cm"), mode="CONFIG_MAP")["name"]
     principal = create_role(sandbox, unique_name("p"))
     sandbox.reset_api_calls()
     result = run(module_runner, cluster, principal_arn=principal)

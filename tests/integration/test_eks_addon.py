@@ -7,6 +7,7 @@ import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.sandbox.clusters import create_cluster
 
 CLUSTER_VERSION = "1.31"
 # The sandbox catalogue for Kubernetes 1.31 (tests/sandbox/aws/eks_catalog.py).
@@ -14,21 +15,6 @@ VPC_CNI_DEFAULT = "v1.19.2-eksbuild.1"
 VPC_CNI_LATEST = "v1.20.1-eksbuild.3"
 KUBE_PROXY_DEFAULT = "v1.31.2-eksbuild.3"
 WRITES = ("CreateAddon", "UpdateAddon", "DeleteAddon", "TagResource", "UntagResource")
-
-
-def make_cluster(sandbox, name, version=CLUSTER_VERSION):
-    ec2 = sandbox.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
-    ]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    role = sandbox.client("iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    eks = sandbox.client("eks")
-    eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
-    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return name
 
 
 def writes(sandbox):
@@ -58,7 +44,7 @@ def unique_cluster_name(prefix):
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return make_cluster(sandbox, unique_cluster_name("addons"))
+    return create_cluster(sandbox, unique_cluster_name("addons"), version=CLUSTER_VERSION)["name"]
 
 
 def test_default_install_then_no_change(sandbox, module_runner, cluster):
@@ -134,7 +120,7 @@ def test_tags_are_purged_only_when_asked(sandbox, module_runner, cluster):
 
 
 def test_upgrade_moves_one_minor_per_step(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("steps"))
+    cluster = create_cluster(sandbox, unique_name("steps"), version=CLUSTER_VERSION)["name"]
     pinned = module_runner("eks_addon", {"cluster_name": cluster, "name": "vpc-cni", "version": "v1.18.6-eksbuild.1"})
     assert pinned["resolved_version"] == "v1.18.6-eksbuild.1"
     assert pinned["addon"]["addon_version"] == "v1.18.6-eksbuild.1"
@@ -160,7 +146,7 @@ def test_upgrade_moves_one_minor_per_step(sandbox, module_runner, unique_name):
 
 
 def test_multi_minor_upgrade_in_one_step_when_allowed(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("multi"))
+    cluster = create_cluster(sandbox, unique_name("multi"), version=CLUSTER_VERSION)["name"]
     module_runner("eks_addon", {"cluster_name": cluster, "name": "vpc-cni", "version": "v1.18"})
     sandbox.reset_api_calls()
     result = module_runner("eks_addon", {"cluster_name": cluster, "name": "vpc-cni", "version": "latest", "allow_multi_minor_upgrade": True})
@@ -227,7 +213,7 @@ def test_bad_input_fails_clearly_and_changes_nothing(sandbox, playbook, cluster,
 
 
 def test_delete_with_and_without_preserve(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("delete"))
+    cluster = create_cluster(sandbox, unique_name("delete"), version=CLUSTER_VERSION)["name"]
     for name in ("kube-proxy", "aws-ebs-csi-driver"):
         assert module_runner("eks_addon", {"cluster_name": cluster, "name": name, "wait": False})["changed"] is True
 
@@ -249,7 +235,7 @@ def test_delete_with_and_without_preserve(sandbox, module_runner, unique_name):
 
 
 def test_throttling_is_retried(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("throttle"))
+    cluster = create_cluster(sandbox, unique_name("throttle"), version=CLUSTER_VERSION)["name"]
     sandbox.inject_faults("eks", 0.3)
     try:
         result = module_runner("eks_addon", {"cluster_name": cluster, "name": "eks-pod-identity-agent", "version": "latest"})

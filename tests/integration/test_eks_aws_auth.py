@@ -10,6 +10,7 @@ import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.sandbox.clusters import create_cluster
 
 ACCOUNT = "123456789012"
 NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
@@ -28,21 +29,6 @@ def aws(sandbox, service, credentials=None):
     env = sandbox.env()
     credentials = credentials or {"aws_access_key_id": env["AWS_ACCESS_KEY_ID"], "aws_secret_access_key": env["AWS_SECRET_ACCESS_KEY"]}
     return boto3.client(service, endpoint_url=env["AWS_ENDPOINT_URL"], region_name=env["AWS_DEFAULT_REGION"], **credentials)
-
-
-def make_cluster(sandbox, name, cluster_options=None):
-    ec2 = aws(sandbox, "ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.61.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock="10.61.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
-    ]
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-    role_arn = aws(sandbox, "iam").create_role(RoleName=name + "-cluster", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    eks = aws(sandbox, "eks")
-    eks.create_cluster(name=name, version="1.31", roleArn=role_arn, resourcesVpcConfig={"subnetIds": subnets}, **(cluster_options or {}))
-    eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return name
 
 
 def core_api(sandbox, cluster_name, credentials=None):
@@ -112,7 +98,7 @@ def run(module_runner, cluster, **args):
 
 @pytest.fixture
 def cluster(sandbox, unique_name):
-    return make_cluster(sandbox, unique_name("auth"))
+    return create_cluster(sandbox, unique_name("auth"))["name"]
 
 
 def test_add_update_remove_and_second_run_changes_nothing(sandbox, module_runner, cluster):
@@ -283,7 +269,7 @@ def test_lockout_guard_protects_the_callers_own_mapping(sandbox, module_runner, 
 
 
 def test_own_mapping_may_go_when_an_access_entry_lets_the_caller_in(sandbox, module_runner, unique_name):
-    cluster = make_cluster(sandbox, unique_name("auth-api"), {"accessConfig": {"authenticationMode": "API_AND_CONFIG_MAP"}})
+    cluster = create_cluster(sandbox, unique_name("auth-api"), mode="API_AND_CONFIG_MAP")["name"]
     admin_arn, admin_env = assumed_role_credentials(sandbox, unique_name("admin"))
     write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN + "- rolearn: {0}\n  username: admin\n  groups: [system:masters]\n".format(admin_arn)})
     eks = aws(sandbox, "eks")

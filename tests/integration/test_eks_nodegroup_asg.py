@@ -8,8 +8,8 @@ import pytest
 
 from tests.integration.eks_nodegroup_env import LABEL
 from tests.integration.eks_nodegroup_env import Env
-from tests.integration.eks_nodegroup_env import wait_for
 from tests.integration.eks_nodegroup_env import write_calls
+from tests.sandbox.kube.scenarios import wait_for
 
 
 @pytest.fixture(scope="module")

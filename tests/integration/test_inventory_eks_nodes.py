@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from tests.integration import eks_nodes_fleet as fleet
+from tests.sandbox.clusters import create_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 ANSIBLE_INVENTORY = str(Path(sys.executable).parent / "ansible-inventory")
@@ -59,7 +60,7 @@ def images(sandbox):
 def known_fleet(sandbox):
     """Cluster with node groups `<c>-workers` (3 x m5.large over 3 AZs) and `<c>-big` (2 x m5.xlarge); tests only read it."""
     images = fleet.eks_images(sandbox.client("ec2"))
-    cluster = fleet.create_cluster(sandbox, "inv-known-{0}".format(uuid.uuid4().hex[:6]))
+    cluster = create_cluster(sandbox, "inv-known-{0}".format(uuid.uuid4().hex[:6]), mode="API_AND_CONFIG_MAP")["name"]
     fleet.create_node_group(sandbox, cluster, cluster + "-workers", 3, images[0])
     fleet.create_node_group(sandbox, cluster, cluster + "-big", 2, images[0], instance_type="m5.xlarge")
     return cluster
@@ -118,7 +119,7 @@ def test_groups_and_hostvars_for_a_known_fleet(sandbox, tmp_path, known_fleet):
 
 
 def test_a_group_larger_than_a_page_is_listed_completely(sandbox, tmp_path, unique_name, images):
-    cluster = fleet.create_cluster(sandbox, unique_name("inv"))
+    cluster = create_cluster(sandbox, unique_name("inv"), mode="API_AND_CONFIG_MAP")["name"]
     fleet.create_node_group(sandbox, cluster, cluster + "-wide", 120, images[0])
     listing = inventory(sandbox, tmp_path, {"clusters": [cluster], "hostnames": ["instance-id"]})
     assert sorted(hostvars(listing)) == sorted(fleet.group_instances(sandbox, cluster + "-wide"))
@@ -140,7 +141,7 @@ def test_every_cluster_when_none_is_named(sandbox, tmp_path, known_fleet):
 
 
 def test_outdated_after_a_launch_template_change(sandbox, tmp_path, unique_name, images):
-    cluster = fleet.create_cluster(sandbox, unique_name("inv"))
+    cluster = create_cluster(sandbox, unique_name("inv"), mode="API_AND_CONFIG_MAP")["name"]
     template = fleet.create_node_group(sandbox, cluster, cluster + "-workers", 2, images[0])
     old = fleet.group_instances(sandbox, cluster + "-workers")
     ec2, autoscaling = sandbox.client("ec2"), sandbox.client("autoscaling")
@@ -166,7 +167,7 @@ def test_outdated_after_a_launch_template_change(sandbox, tmp_path, unique_name,
 
 
 def test_kubernetes_join(sandbox, tmp_path, unique_name, images):
-    cluster = fleet.create_cluster(sandbox, unique_name("inv"))
+    cluster = create_cluster(sandbox, unique_name("inv"), mode="API_AND_CONFIG_MAP")["name"]
     fleet.create_node_group(sandbox, cluster, cluster + "-workers", 3, images[0])
     ids = sorted(fleet.group_instances(sandbox, cluster + "-workers"))
     described = fleet.describe(sandbox, ids)
@@ -291,7 +292,7 @@ def test_throttling_is_retried(sandbox, tmp_path, known_fleet):
 
 
 def test_standby_excluded_by_default_and_included_on_request(sandbox, tmp_path, unique_name, images):
-    cluster = fleet.create_cluster(sandbox, unique_name("inv"))
+    cluster = create_cluster(sandbox, unique_name("inv"), mode="API_AND_CONFIG_MAP")["name"]
     fleet.create_node_group(sandbox, cluster, cluster + "-workers", 3, images[0])
     standby = sorted(fleet.group_instances(sandbox, cluster + "-workers"))[0]
     sandbox.client("autoscaling").enter_standby(

@@ -1,8 +1,8 @@
 """eks_oidc_provider against the sandbox: created from the cluster's issuer, idempotent, updated, deleted."""
 
-import json
-
 import pytest
+
+from tests.sandbox.clusters import create_cluster
 
 
 def ok(result):
@@ -12,23 +12,7 @@ def ok(result):
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    ec2 = sandbox.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.62.0.0/16")["Vpc"]["VpcId"]
-    subnets = [
-        ec2.create_subnet(VpcId=vpc, CidrBlock="10.62.{0}.0/24".format(i), AvailabilityZone=az)["Subnet"]["SubnetId"]
-        for i, az in enumerate(["us-east-1a", "us-east-1b"])
-    ]
-    iam = sandbox.client("iam")
-    role = iam.create_role(
-        RoleName="it-oidc-cluster-role",
-        AssumeRolePolicyDocument=json.dumps(
-            {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-        ),
-    )["Role"]["Arn"]
-    eks = sandbox.client("eks")
-    eks.create_cluster(name="oidc-it", version="1.31", roleArn=role, resourcesVpcConfig={"subnetIds": subnets})
-    eks.get_waiter("cluster_active").wait(name="oidc-it", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return eks.describe_cluster(name="oidc-it")["cluster"]
+    return create_cluster(sandbox, "oidc-it")
 
 
 def test_provider_lifecycle(sandbox, module_runner, cluster):

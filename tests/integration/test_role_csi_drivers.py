@@ -11,7 +11,8 @@ import yaml
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
 from tests.integration.conftest import run_playbook
-from tests.integration.test_eks_addon import make_cluster, unique_cluster_name
+from tests.integration.test_eks_addon import unique_cluster_name
+from tests.sandbox.clusters import create_cluster
 
 DEFAULT_ANNOTATION = "storageclass.kubernetes.io/is-default-class"
 
@@ -77,7 +78,7 @@ def storage_classes(sandbox, name):
 
 @pytest.fixture(scope="module")
 def converged(sandbox, play_file):
-    name = make_cluster(sandbox, unique_cluster_name("csi"))
+    name = create_cluster(sandbox, unique_cluster_name("csi"))["name"]
     first = run_playbook(sandbox, play_file, extra_vars=cluster_vars(sandbox, name))
     return name, first
 
@@ -138,7 +139,7 @@ def test_gp3_is_the_only_default_and_gp2_still_exists(sandbox, converged):
 
 
 def test_ebs_driver_with_pod_identity(sandbox, converged, play_file, playbook):
-    name = make_cluster(sandbox, unique_cluster_name("csipi"))
+    name = create_cluster(sandbox, unique_cluster_name("csipi"))["name"]
     run = playbook(play_file, extra_vars=cluster_vars(sandbox, name, ebs_identity="pod_identity"))
     assert run.returncode == 0, run.stderr[-3000:]
     addon = sandbox.client("eks").describe_addon(clusterName=name, addonName="aws-ebs-csi-driver")["addon"]

@@ -1,6 +1,6 @@
-"""Building blocks for tests and benchmarks that drive the sandbox through real clients:
-a cluster created with boto3, a node role, nodeadm/AL2/Bottlerocket user data, a launch
-template + Auto Scaling Group, and a `kubernetes` client configured from DescribeCluster
+"""Building blocks for tests and benchmarks that drive the sandbox through real clients
+(clusters come from ``tests.sandbox.clusters.create_cluster``): a node role,
+nodeadm/AL2/Bottlerocket user data, a launch template + Auto Scaling Group, and a `kubernetes` client configured from DescribeCluster
 with an EKS token (exactly what a user's tooling does)."""
 
 import base64
@@ -15,8 +15,6 @@ import kubernetes
 from .token_client import generate_token
 
 TRUST_EC2 = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                                                      "Action": "sts:AssumeRole"}]}
-TRUST_EKS = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "eks.amazonaws.com"},
                                                       "Action": "sts:AssumeRole"}]}
 
 
@@ -33,35 +31,6 @@ def wait_for(predicate, timeout=15.0, interval=0.05, message="condition"):
 
 def unique(prefix):
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def network(sandbox):
-    ec2 = sandbox.client("ec2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    region = sandbox.settings.region
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{region}{zone}")["Subnet"]["SubnetId"]
-               for i, zone in enumerate("ab")]
-    return vpc, subnets
-
-
-def create_cluster(sandbox, name=None, mode=None, version="1.31", bootstrap_admin=True):
-    """Create an EKS cluster with boto3, wait for ACTIVE, return DescribeCluster's cluster."""
-    name = name or unique("kube")
-    iam = sandbox.client("iam")
-    role = iam.create_role(RoleName=unique("cluster-role"), AssumeRolePolicyDocument=json.dumps(TRUST_EKS))["Role"]["Arn"]
-    _, subnets = network(sandbox)
-    eks = sandbox.client("eks")
-    kwargs = {}
-    if mode is not None:
-        kwargs["accessConfig"] = {"authenticationMode": mode, "bootstrapClusterCreatorAdminPermissions": bootstrap_admin}
-    eks.create_cluster(name=name, version=version, roleArn=role, resourcesVpcConfig={"subnetIds": subnets},
-                       kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"}, **kwargs)
-    return wait_for(lambda: _active(eks, name), timeout=60, interval=0.1, message=f"cluster {name} ACTIVE")
-
-
-def _active(eks, name):
-    cluster = eks.describe_cluster(name=name)["cluster"]
-    return cluster if cluster["status"] == "ACTIVE" else None
 
 
 def node_role(sandbox, name=None):

@@ -3,6 +3,7 @@ import uuid
 
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.pytest_support import start_sandbox_for_tests
 
 
@@ -64,11 +65,9 @@ def make_cluster(sandbox, network, cluster_role):
 
     def make(version="1.31", client=None, **kwargs):
         name = f"t-{uuid.uuid4().hex[:8]}"
-        (client or eks).create_cluster(name=name, version=version, roleArn=cluster_role,
-                                       resourcesVpcConfig={"subnetIds": network["subnets"]}, **kwargs)
         created.append(name)
-        eks.get_waiter("cluster_active").wait(name=name, WaiterConfig={"Delay": 0.1, "MaxAttempts": 300})
-        return name
+        return create_cluster(sandbox, name, version=version, subnets=network["subnets"], role_arn=cluster_role, client=client,
+                              **kwargs)["name"]
 
     yield make
     for name in created:

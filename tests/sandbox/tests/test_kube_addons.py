@@ -4,13 +4,14 @@ cluster starts with EKS's default gp2 StorageClass."""
 import kubernetes
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return scenarios.create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
+    return create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
@@ -47,7 +48,7 @@ PLAYBOOK = """
 
 @pytest.mark.skipif(not ANSIBLE_PLAYBOOK.exists(), reason="ansible-playbook not in the virtualenv")
 def test_kubernetes_core_modules_apply_read_and_drain(sandbox, tmp_path):
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
     role, profile = scenarios.node_role(sandbox)
     scenarios.map_node_role(core, role)

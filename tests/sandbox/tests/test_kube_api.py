@@ -10,13 +10,14 @@ import threading
 import kubernetes
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     api = scenarios.kube_client(sandbox, cluster)
     core = kubernetes.client.CoreV1Api(api)
     role, profile = scenarios.node_role(sandbox)

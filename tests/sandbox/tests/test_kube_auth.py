@@ -9,6 +9,7 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
@@ -31,7 +32,7 @@ def _iam_user_credentials(sandbox, name=None):
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return scenarios.create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
+    return create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def test_creator_is_admin_and_tls_is_verified_against_the_cluster_ca(admin):
 
 
 def test_token_for_another_cluster_is_refused(sandbox, cluster):
-    other = scenarios.create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
+    other = create_cluster(sandbox, mode="API_AND_CONFIG_MAP")
     client = scenarios.kube_client(sandbox, dict(other, endpoint=cluster["endpoint"],
                                                  certificateAuthority=cluster["certificateAuthority"]))
     code, body = _status(lambda: kubernetes.client.CoreV1Api(client).list_namespace())
@@ -113,7 +114,7 @@ def test_aws_auth_maps_users_and_groups_through_rbac(sandbox, cluster, admin):
 
 
 def test_broken_map_users_section_keeps_map_roles_and_the_previous_users(sandbox, admin):
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     admin = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
     user_arn, credentials = _iam_user_credentials(sandbox)
     role, profile = scenarios.node_role(sandbox)

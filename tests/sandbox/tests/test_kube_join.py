@@ -7,13 +7,14 @@ import time
 import kubernetes
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    return scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    return create_cluster(sandbox, mode="CONFIG_MAP")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_instance_with_correct_user_data_and_mapped_role_joins_and_becomes_ready
 def test_instance_with_wrong_ca_never_joins_and_the_reason_is_recorded(sandbox, cluster, core):
     role, profile = scenarios.node_role(sandbox)
     scenarios.map_node_role(core, role)
-    other = scenarios.create_cluster(sandbox)
+    other = create_cluster(sandbox)
     user_data = scenarios.nodeadm_user_data(cluster, certificate_authority=other["certificateAuthority"]["data"])
     group = scenarios.node_group(sandbox, cluster, profile, user_data)
     instance_id = wait_for(lambda: scenarios.group_instances(sandbox, group), message="ASG instance")[0]
@@ -85,7 +86,7 @@ def test_user_data_for_another_cluster_never_joins(sandbox, cluster, core):
 
 
 def test_ec2_linux_access_entry_authorizes_nodes_in_api_mode(sandbox):
-    cluster = scenarios.create_cluster(sandbox, mode="API")
+    cluster = create_cluster(sandbox, mode="API")
     role, profile = scenarios.node_role(sandbox)
     sandbox.client("eks").create_access_entry(clusterName=cluster["name"], principalArn=role, type="EC2_LINUX")
     group = scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster))
@@ -140,7 +141,7 @@ def test_reboot_and_termination_are_reflected_on_the_node(sandbox, cluster, core
 
 def test_ca_in_user_data_must_be_the_clusters_own(sandbox, cluster):
     """Guard for the test above: the other cluster's CA really differs (each cluster has its own CA)."""
-    other = scenarios.create_cluster(sandbox)
+    other = create_cluster(sandbox)
     assert base64.b64decode(other["certificateAuthority"]["data"]) != base64.b64decode(cluster["certificateAuthority"]["data"])
 
 
