@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 
 from ansible_collections.amazon.aws.plugins.module_utils.retries import RetryingBotoClientWrapper
 
-from ansible_collections.selfmanaged.eks.plugins.plugin_utils import inventory_aws as node_fetch
+from ansible_collections.selfmanaged.eks.plugins.plugin_utils import inventory_aws
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import AWS_RETRY
 
 
@@ -75,7 +75,7 @@ def test_groups_are_read_with_one_tag_key_filter_for_all_clusters_and_paged(stub
         {"AutoScalingGroups": [asg("a-0", "a"), asg("other", "c")]},
         {"Filters": [{"Name": "tag-key", "Values": keys}], "MaxRecords": 100, "NextToken": "next"},
     )
-    groups = node_fetch.describe_cluster_groups(client, ["b", "a"])
+    groups = inventory_aws.describe_cluster_groups(client, ["b", "a"])
     assert [(g["name"], g["cluster"]) for g in groups] == [("a-0", "a"), ("a-1", "a"), ("b-1", "b")]
 
 
@@ -89,7 +89,7 @@ def test_instances_are_described_1000_ids_a_call(stubbed):
             {"Reservations": [{"Instances": [{"InstanceId": i, "PrivateIpAddress": "10.0.0.1", "InstanceType": "m5.large"} for i in batch]}]},
             {"InstanceIds": batch},
         )
-    found = node_fetch.describe_instances(client, reversed(ids))
+    found = inventory_aws.describe_instances(client, reversed(ids))
     assert len(found) == 2500
     assert found[ids[0]]["lifecycle"] == "on_demand"
 
@@ -99,7 +99,7 @@ def test_a_paged_answer_is_followed_to_the_end(stubbed):
     ids = ["i-{0:017x}".format(n) for n in range(3)]
     stub.add_response("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": ids[0]}]}], "NextToken": "r-1"}, {"InstanceIds": ids})
     stub.add_response("describe_instances", {"Reservations": [{"Instances": [{"InstanceId": i} for i in ids[1:]]}]}, {"InstanceIds": ids, "NextToken": "r-1"})
-    assert sorted(node_fetch.describe_instances(client, ids)) == ids
+    assert sorted(inventory_aws.describe_instances(client, ids)) == ids
 
 
 def test_vanished_instance_falls_back_to_the_filter_form(stubbed):
@@ -110,7 +110,7 @@ def test_vanished_instance_falls_back_to_the_filter_form(stubbed):
         {"Reservations": [{"Instances": [{"InstanceId": "i-1", "InstanceLifecycle": "spot"}]}]},
         {"Filters": [{"Name": "instance-id", "Values": ["i-1", "i-2"]}]},
     )
-    found = node_fetch.describe_instances(client, ["i-2", "i-1"])
+    found = inventory_aws.describe_instances(client, ["i-2", "i-1"])
     assert list(found) == ["i-1"] and found["i-1"]["lifecycle"] == "spot"
 
 
@@ -125,7 +125,7 @@ def test_one_template_costs_one_call(stubbed):
         {"LaunchTemplateVersions": [version("lt-1", 4, "ami-4")]},
         {"LaunchTemplateId": "lt-1", "Versions": ["$Latest"]},
     )
-    resolved = node_fetch.resolve_template_versions(client, {"lt-1": {"$Latest"}})
+    resolved = inventory_aws.resolve_template_versions(client, {"lt-1": {"$Latest"}})
     assert resolved["lt-1"]["$Latest"] == {"version": 4, "image_id": "ami-4"}
 
 
@@ -151,7 +151,7 @@ def test_many_templates_resolve_with_one_account_wide_call_plus_misses(stubbed):
         {"LaunchTemplateVersions": [version("lt-3", 9, "ami-9")]},
         {"LaunchTemplateId": "lt-3", "Versions": ["9"]},
     )
-    resolved = node_fetch.resolve_template_versions(client, {"lt-1": {"$Latest", "2"}, "lt-2": {"7", "$Default"}, "lt-3": {"9"}})
+    resolved = inventory_aws.resolve_template_versions(client, {"lt-1": {"$Latest", "2"}, "lt-2": {"7", "$Default"}, "lt-3": {"9"}})
     assert resolved["lt-1"]["$Latest"]["version"] == 5
     assert resolved["lt-1"]["2"]["image_id"] == "ami-2"
     assert resolved["lt-2"]["$Default"]["version"] == 7
@@ -166,7 +166,7 @@ def test_ssm_resolved_image_is_not_compared(stubbed):
         {"LaunchTemplateVersions": [version("lt-1", 1, "resolve:ssm:/aws/service/eks/x")]},
         {"LaunchTemplateId": "lt-1", "Versions": ["1"]},
     )
-    assert node_fetch.resolve_template_versions(client, {"lt-1": {"1"}})["lt-1"]["1"]["image_id"] is None
+    assert inventory_aws.resolve_template_versions(client, {"lt-1": {"1"}})["lt-1"]["1"]["image_id"] is None
 
 
 def region_clients(stubbed):
@@ -193,7 +193,7 @@ def test_region_with_named_clusters_costs_three_calls(stubbed):
         {"LaunchTemplateVersions": [version("lt-00000001", 1, "ami-1")]},
         {"LaunchTemplateId": "lt-00000001", "Versions": ["1"]},
     )
-    record = node_fetch.fetch_region("us-east-1", clients, ["demo"], ["InService"], workers=1)
+    record = inventory_aws.fetch_region("us-east-1", clients, ["demo"], ["InService"], workers=1)
     assert sorted(record["instances"]) == ["i-1", "i-2"]
     assert record["clusters"] == ["demo"] and record["missing_clusters"] == []
 
@@ -206,15 +206,15 @@ def test_unknown_cluster_is_reported_missing(stubbed):
         {"Filters": [{"Name": "tag-key", "Values": ["kubernetes.io/cluster/nope"]}], "MaxRecords": 100},
     )
     stubs["eks"].add_client_error("describe_cluster", "ResourceNotFoundException", expected_params={"name": "nope"})
-    record = node_fetch.fetch_region("us-east-1", clients, ["nope"], ["InService"], workers=1)
+    record = inventory_aws.fetch_region("us-east-1", clients, ["nope"], ["InService"], workers=1)
     assert record["missing_clusters"] == ["nope"] and record["clusters"] == []
 
 
 def test_access_denied_names_region_operation_and_the_way_out(stubbed):
     clients, stubs = region_clients(stubbed)
     stubs["eks"].add_client_error("list_clusters", "AccessDeniedException", expected_params={"maxResults": 100})
-    with pytest.raises(node_fetch.FetchError) as raised:
-        node_fetch.fetch_region("eu-west-3", clients, [], ["InService"])
+    with pytest.raises(inventory_aws.FetchError) as raised:
+        inventory_aws.fetch_region("eu-west-3", clients, [], ["InService"])
     assert raised.value.access_denied
     assert "access denied in region eu-west-3 for ListClusters (AccessDeniedException)" in str(raised.value)
     assert "strict_permissions: false" in str(raised.value)
@@ -226,8 +226,8 @@ def test_unreachable_region_is_a_clear_error():
         config=Config(retries={"max_attempts": 1}, connect_timeout=1),
     )
     clients = {"eks": RetryingBotoClientWrapper(client, AWS_RETRY)}
-    with pytest.raises(node_fetch.FetchError, match=r"cannot reach the AWS API in region us-east-1 .*check the regions option, endpoint_url"):
-        node_fetch.fetch_region("us-east-1", clients, [], ["InService"])
+    with pytest.raises(inventory_aws.FetchError, match=r"cannot reach the AWS API in region us-east-1 .*check the regions option, endpoint_url"):
+        inventory_aws.fetch_region("us-east-1", clients, [], ["InService"])
 
 
 def test_kubernetes_without_the_library_says_what_to_install(stubbed, monkeypatch):
@@ -236,9 +236,9 @@ def test_kubernetes_without_the_library_says_what_to_install(stubbed, monkeypatc
     for name in [n for n in list(sys.modules) if n == "kubernetes" or n.startswith("kubernetes.")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "kubernetes", None)
-    with pytest.raises(node_fetch.FetchError, match=r"kubernetes: true needs the kubernetes Python library .*pip install kubernetes.* or set kubernetes: false"):
-        node_fetch.fetch_region("us-east-1", clients, ["demo"], ["InService"], kubernetes=True)
+    with pytest.raises(inventory_aws.FetchError, match=r"kubernetes: true needs the kubernetes Python library .*pip install kubernetes.* or set kubernetes: false"):
+        inventory_aws.fetch_region("us-east-1", clients, ["demo"], ["InService"], kubernetes=True)
 
 
 def test_import_kubernetes_is_quiet_when_the_library_is_there():
-    assert node_fetch.import_kubernetes() is None
+    assert inventory_aws.import_kubernetes() is None
