@@ -139,8 +139,9 @@ def test_a_wrongly_typed_node_group_setting_is_refused_before_anything_changes(a
     sandbox.reset_api_calls()
     run = playbook(role_play(tmp_path, api_env, [{"name": "typed", "min_size": "one", "metadata_http_tokens": "sometimes"}]))
     assert run.returncode != 0
-    message = role_task(run, "Check the type of every node group setting")["msg"]
-    assert "min_size" in message and "metadata_http_tokens" in message
+    [item] = role_task(run, "Check the type of every node group setting")["results"]
+    assert "argument 'min_size' is of type str" in item["msg"]
+    assert "metadata_http_tokens must be one of: required, optional, got: sometimes" in item["msg"]
     assert write_calls(sandbox) == {}
 
 
