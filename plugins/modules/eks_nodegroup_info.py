@@ -18,7 +18,7 @@ description:
     C(pending) (EC2 is starting it, or it runs but no Node registered yet, since when and where to look), C(not_running)
     (stopped or terminating), C(wrong_bootstrap_data) (its user data names another cluster, endpoint, CA or service
     CIDR), C(not_authorized) (the node role has no C(EC2_LINUX) access entry or aws-auth mapping, as the cluster's
-    authentication mode requires), C(not_ready) (registered but not Ready: VPC CNI or kubelet) and C(cordoned) (Ready,
+    authentication mode requires), C(not_ready) (registered but not Ready, look at the VPC CNI and the kubelet) and C(cordoned) (Ready,
     but not schedulable).
   - With O(wait_ready), polls until each group has that many available Nodes among its own instances, and fails with
     the per-instance diagnosis when time runs out.
