@@ -232,6 +232,7 @@ class FleetReport:
         self.api_client = api_client
         self.ec2 = aws_client(module, "ec2")
         self.autoscaling = aws_client(module, "autoscaling")
+        self.nodes = {}  # instance id -> node record, of the last snapshot
 
     # -- the fleet as it is now --------------------------------------------------------------
 
@@ -259,12 +260,15 @@ class FleetReport:
         templates = resolve_template_versions(self.ec2, template_specs(groups))
         instances = describe_instances(self.ec2, [m["instance_id"] for g in groups for m in g["instances"]])
         by_instance, by_name = fleet.node_index(list_nodes(self.api_client))
+        self.nodes = {}
         reports = []
         for group in groups:
             records = []
             for member in sorted(group["instances"], key=lambda m: m["instance_id"]):
                 record = fleet.instance_record(group, member, instances.get(member["instance_id"]), templates)
-                record["node"] = fleet.node_record(fleet.node_of_instance(record, by_instance, by_name))
+                node = fleet.node_of_instance(record, by_instance, by_name)
+                self.nodes[record["instance_id"]] = node
+                record["node"] = fleet.node_record(node)
                 record["join_diagnosis"] = None
                 records.append(record)
             current_version, current_image = fleet.current_template_version(group, templates)
@@ -293,17 +297,9 @@ class FleetReport:
         for report, inst in waiting:
             if report["name"] not in authorizations and not inst["node"]["joined"]:
                 authorizations[report["name"]] = self.authorization(report)
-            inst["join_diagnosis"] = fleet.join_diagnosis(inst, self.node_of(inst), problems.get(inst["instance_id"]),
+            inst["join_diagnosis"] = fleet.join_diagnosis(inst, self.nodes.get(inst["instance_id"]), problems.get(inst["instance_id"]),
                                                           authorizations.get(report["name"]))
         return reports
-
-    @staticmethod
-    def node_of(inst):
-        """The node record join_diagnosis needs, rebuilt from the reported node (None when it has not joined)."""
-        node = inst["node"]
-        if not node["joined"]:
-            return None
-        return {"name": node["node_name"], "ready": node["ready"], "ready_reason": node["ready_reason"], "unschedulable": node["unschedulable"]}
 
     def bootstrap_problems(self, instances):
         """{instance id: what its user data gets wrong about the cluster} for instances whose AMI says its format."""
