@@ -39,7 +39,11 @@ Meanings:
     available   Ready and schedulable: a node pods can be placed on now.
 """
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import AwsAuthError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import entry_key
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import parse_section
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import ClusterConfigError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import parse_version
 
 # ---------------------------------------------------------------------------------------
@@ -349,4 +353,109 @@ def node_record(node):
         "unschedulable": bool(node.get("unschedulable")),
         "kubelet_version": node.get("kubelet_version", ""),
         "boot_id": node.get("boot_id", ""),
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Why an instance has no available Node
+
+JOIN_PENDING = "pending"
+JOIN_NOT_RUNNING = "not_running"
+JOIN_WRONG_BOOTSTRAP_DATA = "wrong_bootstrap_data"
+JOIN_NOT_AUTHORIZED = "not_authorized"
+JOIN_NOT_READY = "not_ready"
+JOIN_CORDONED = "cordoned"
+
+NODE_ACCESS_ENTRY_TYPE = "EC2_LINUX"
+
+
+def aws_auth_maps_node_role(data, role_arn):
+    """True when aws-auth `data` (the ConfigMap's data, None when there is none) maps `role_arn` to system:nodes.
+
+    A mapRoles section that does not parse counts as no mapping: aws-iam-authenticator ignores it whole.
+    """
+    try:
+        section = parse_section("mapRoles", (data or {}).get("mapRoles"))
+    except AwsAuthError:
+        return False
+    wanted = entry_key("mapRoles", {"rolearn": role_arn})
+    mapped = {}
+    for entry in section.entries:
+        if entry_key("mapRoles", entry) == wanted:
+            mapped = entry  # the last duplicate wins, as in the authenticator
+    return "system:nodes" in (mapped.get("groups") or [])
+
+
+def node_role_authorization(cluster, mode, role_arn, access_entry_type=None, aws_auth_mapped=None, unknown_reason=None):
+    """Whether the node role may join the cluster under its authentication `mode`: {"authorized", "message"}.
+
+    `access_entry_type` is the type of the role's access entry (None: none, or not looked up);
+    `aws_auth_mapped` whether aws-auth maps it to system:nodes (None: not looked up). `authorized`
+    is None when it could not be told (`unknown_reason` says why).
+    """
+    if not role_arn or unknown_reason:
+        return {"authorized": None, "message": "the node role's authorization could not be checked: {0}".format(
+            unknown_reason or "no node role (set node_role_arn, or give the launch template an instance profile)")}
+    by_entry = authentication_mode_includes(mode, "API") and access_entry_type == NODE_ACCESS_ENTRY_TYPE
+    by_map = authentication_mode_includes(mode, "CONFIG_MAP") and bool(aws_auth_mapped)
+    if by_entry or by_map:
+        how = "its {0} access entry".format(NODE_ACCESS_ENTRY_TYPE) if by_entry else "its aws-auth mapping"
+        return {"authorized": True, "message": "node role {0} may join cluster {1} through {2}".format(role_arn, cluster, how)}
+    wanted = []
+    if authentication_mode_includes(mode, "API"):
+        wanted.append("{0} access entry".format(NODE_ACCESS_ENTRY_TYPE)
+                      + (" (it has a {0} entry)".format(access_entry_type) if access_entry_type else ""))
+    if authentication_mode_includes(mode, "CONFIG_MAP"):
+        wanted.append("aws-auth mapping to system:nodes")
+    return {
+        "authorized": False,
+        "message": "node role {0} has no {1} in cluster {2} (authentication mode {3}); authorize it (node_bootstrap_authorization "
+        "auto, or selfmanaged.eks.eks_access_entry with type {4} / selfmanaged.eks.eks_aws_auth)".format(
+            role_arn, " nor ".join(wanted), cluster, mode, NODE_ACCESS_ENTRY_TYPE),
+    }
+
+
+def join_diagnosis(instance, node, bootstrap_problems=None, authorization=None):
+    """Why an instance record has no available Node: {"code", "message"}; None when its Node is available.
+
+    `node` is its node record (None: not joined); `bootstrap_problems` what in its user data
+    disagrees with the cluster (userdata.bootstrap_mismatches); `authorization` the
+    node_role_authorization() of its node role. Checked in the order a node gets stuck:
+    EC2 start, user data, authorization, kubelet/CNI, cordon.
+    """
+    if is_available(node):
+        return None
+    if node is not None and is_ready(node):
+        return {"code": JOIN_CORDONED, "message": "Ready but cordoned (spec.unschedulable): uncordon it (kubectl uncordon {0}) once "
+                "its maintenance is over".format(node.get("name"))}
+    if node is not None:
+        return {"code": JOIN_NOT_READY, "message": "registered as {0} but not Ready ({1}): check the VPC CNI (aws-node) pod on it and the "
+                "kubelet (journalctl -u kubelet through Session Manager)".format(node.get("name"), node.get("ready_reason") or "no Ready condition")}
+    state = instance.get("instance_state")
+    if state == "pending":
+        return {"code": JOIN_PENDING, "message": "still pending: EC2 is starting it; wait longer"}
+    if state and state != "running":
+        return {"code": JOIN_NOT_RUNNING, "message": "the instance is {0}; it cannot join until it runs (check the ASG's activity "
+                "history)".format(state)}
+    if bootstrap_problems:
+        return {"code": JOIN_WRONG_BOOTSTRAP_DATA, "message": "wrong bootstrap data: {0}. Fix the node group's user data settings and replace "
+                "the instance".format("; ".join(bootstrap_problems))}
+    if authorization and authorization.get("authorized") is False:
+        return {"code": JOIN_NOT_AUTHORIZED, "message": "not authorized: " + authorization["message"]}
+    message = "still pending: running since {0} but no Node object yet; the bootstrap may still be running (kubelet logs: journalctl -u " \
+        "kubelet through Session Manager)".format(instance.get("launch_time") or "an unknown time")
+    if authorization and authorization.get("authorized") is None:
+        message += "; " + authorization["message"]
+    return {"code": JOIN_PENDING, "message": message}
+
+
+def group_counts(instances):
+    """{"instances", "outdated", "joined", "ready", "available"} of a group's reported instances (each with its "node")."""
+    nodes = [inst.get("node") or {} for inst in instances]
+    return {
+        "instances": len(instances),
+        "outdated": sum(1 for inst in instances if inst.get("outdated")),
+        "joined": sum(1 for node in nodes if node.get("joined")),
+        "ready": sum(1 for node in nodes if node.get("ready")),
+        "available": sum(1 for node in nodes if node.get("available")),
     }

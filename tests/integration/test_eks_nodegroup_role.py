@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.integration.eks_nodegroup_env import Env
+from tests.integration.eks_nodegroup_env import write_calls
 
 
 def role_play(tmp_path, env, groups, **role_vars):
@@ -39,8 +40,8 @@ def role_task(run, name):
     return run.result("selfmanaged.eks.node_bootstrap : " + name)
 
 
-def fail_message(run):
-    return role_task(run, "Fail with the instances that did not join and why")["msg"]
+def fail_message(run, asg_name):
+    return role_task(run, "Wait for the nodes of " + asg_name)["msg"]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,8 @@ def test_unauthorized_nodes_are_reported_per_instance(api_env, playbook, tmp_pat
     run = playbook(role_play(tmp_path, api_env, [{"name": "noauth", "min_size": 2, "desired_capacity": 2}],
                              node_bootstrap_authorization="none", node_bootstrap_wait_timeout=6))
     assert run.returncode != 0
-    message = fail_message(run)
-    assert "Node group {0}-noauth: 0 of 2 nodes Ready".format(api_env.name) in message
+    message = fail_message(run, api_env.name + "-noauth")
+    assert message.startswith("Node group {0}-noauth: 0 of 2 nodes available after 6s.".format(api_env.name))
     instances = role_task(run, "Node group {0}-noauth".format(api_env.name))["instances"]
     for instance in instances:
         assert "- {0} ({1}): not authorized: node role {2} has no EC2_LINUX access entry nor aws-auth mapping".format(
@@ -72,8 +73,9 @@ def test_access_entry_is_made_and_nodes_become_ready_then_nothing_changes(api_en
     run = playbook(role_play(tmp_path, api_env, groups))
     assert run.returncode == 0, run.stderr[-3000:]
     summary = {g["name"]: g for g in run.result("groups")["node_bootstrap_groups"]}
-    assert summary["general"]["ready_nodes"] == 2
+    assert summary["general"]["ready_nodes"] == summary["general"]["available_nodes"] == 2
     assert summary["spot"]["ready_nodes"] == 1
+    assert summary["general"]["outdated_nodes"] == 0
     entry = api_env.sandbox.client("eks").describe_access_entry(clusterName=api_env.name, principalArn=api_env.node_role)["accessEntry"]
     assert entry["type"] == "EC2_LINUX"
     assert len(api_env.ready_nodes("general")) == 2
@@ -109,8 +111,8 @@ def test_instances_with_wrong_bootstrap_data_are_named(api_env, playbook, tmp_pa
                                           LaunchTemplate={"LaunchTemplateId": bad["LaunchTemplateId"], "Version": "1"})
     run = playbook(role_play(tmp_path, api_env, groups, node_bootstrap_wait_timeout=6))
     assert run.returncode != 0
-    message = fail_message(run)
-    assert "1 of 2 nodes Ready" in message
+    message = fail_message(run, name)
+    assert "1 of 2 nodes available" in message
     instances = role_task(run, "Node group {0}".format(name))["instances"]
     [drifted] = [i for i in instances if i["bootstrap_problems"]]
     assert drifted["outdated"] is True
@@ -118,3 +120,38 @@ def test_instances_with_wrong_bootstrap_data_are_named(api_env, playbook, tmp_pa
     # the module pointed the group back at data rendered from the cluster
     asg = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
     assert asg["LaunchTemplate"]["LaunchTemplateId"] == good["LaunchTemplateId"]
+
+
+def test_a_misspelt_node_group_key_names_the_nearest_key_and_changes_nothing(api_env, playbook, tmp_path, sandbox):
+    sandbox.reset_api_calls()
+    run = playbook(role_play(tmp_path, api_env, [{"name": "typo", "min_size": 1, "desired_capcity": 2}],
+                             node_bootstrap_defaults={"ami_type": "AL2023_x86_64_STANDARD", "instance_type": ["m5.large"]}))
+    assert run.returncode != 0
+    message = role_task(run, "Check that every node group key is one the role knows")["msg"]
+    assert message == ("node_bootstrap_defaults: unknown key instance_type; did you mean instance_types?; "
+                       "node_bootstrap_node_groups[0]: unknown key desired_capcity; did you mean desired_capacity?. Nothing was changed.")
+    assert write_calls(sandbox) == {}
+    assert sandbox.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["{0}-typo".format(api_env.name)])["AutoScalingGroups"] == []
+
+
+def test_a_wrongly_typed_node_group_setting_is_refused_before_anything_changes(api_env, playbook, tmp_path, sandbox):
+    sandbox.reset_api_calls()
+    run = playbook(role_play(tmp_path, api_env, [{"name": "typed", "min_size": "one", "metadata_http_tokens": "sometimes"}]))
+    assert run.returncode != 0
+    [item] = role_task(run, "Check the type of every node group setting")["results"]
+    assert "argument 'min_size' is of type str" in item["msg"]
+    assert "metadata_http_tokens must be one of: required, optional, got: sometimes" in item["msg"]
+    assert write_calls(sandbox) == {}
+
+
+def test_every_documented_key_reaches_the_module(api_env, playbook, tmp_path):
+    """Keys the role used to drop: launch_template_name, metadata_http_tokens, purge_tags, wait, wait_timeout."""
+    groups = [{"name": "passed", "min_size": 1, "desired_capacity": 1, "launch_template_name": api_env.name + "-passed-lt",
+               "metadata_http_tokens": "optional", "purge_tags": False, "wait": True, "wait_timeout": 300}]
+    run = playbook(role_play(tmp_path, api_env, groups))
+    assert run.returncode == 0, run.stderr[-3000:]
+    ec2 = api_env.sandbox.client("ec2")
+    [version] = ec2.describe_launch_template_versions(LaunchTemplateName=api_env.name + "-passed-lt",
+                                                     Versions=["$Latest"])["LaunchTemplateVersions"]
+    assert version["LaunchTemplateData"]["MetadataOptions"]["HttpTokens"] == "optional"
