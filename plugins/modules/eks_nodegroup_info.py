@@ -45,16 +45,25 @@ options:
     type: str
   wait_ready:
     description:
-      - Wait until each reported group has O(wait_ready.count) available (Ready and not cordoned) Nodes among its own
-        instances. On timeout the module fails; its message lists every instance without an available Node and why, and
-        the result carries the same RV(node_groups) as without waiting.
+      - Wait until each reported group has O(wait_ready.count) Ready Nodes among its own instances (Nodes of other groups
+        never count). With O(wait_ready.schedulable=true) only available Nodes count (Ready and not cordoned).
+      - A cordoned Ready Node counts by default, so a group whose node an operator cordoned for maintenance does not time
+        out a re-run of the playbook that created it.
+      - On timeout the module fails; its message lists every instance that is short and why, and the result carries the
+        same RV(node_groups) as without waiting.
       - Omit to report once, without waiting.
     type: dict
     suboptions:
       count:
         description:
-          - Available Nodes each group needs. Defaults to each group's desired capacity.
+          - Ready (or, with O(wait_ready.schedulable), available) Nodes each group needs. Defaults to each group's desired
+            capacity.
         type: int
+      schedulable:
+        description:
+          - Count only Nodes that are also schedulable (not cordoned), that is available.
+        type: bool
+        default: false
       timeout:
         description:
           - Seconds to wait for all groups together.
@@ -92,20 +101,21 @@ EXAMPLES = r"""
   ansible.builtin.debug:
     msg: "{{ fleet.node_groups | map(attribute='instances') | flatten | selectattr('outdated') | map(attribute='instance_id') }}"
 
-- name: Wait until the general group has its desired number of available nodes
+- name: Wait until the general group has its desired number of Ready nodes
   selfmanaged.eks.eks_nodegroup_info:
     cluster_name: demo
     names: [demo-general]
     wait_ready:
       timeout: 900
 
-- name: Wait for at least two available nodes per group, naming the node role for the diagnosis
+- name: Wait for at least two available (Ready, not cordoned) nodes per group, naming the node role for the diagnosis
   selfmanaged.eks.eks_nodegroup_info:
     cluster_name: demo
     names: [demo-general, demo-spot]
     node_role_arn: arn:aws:iam::111122223333:role/demo-nodes
     wait_ready:
       count: 2
+      schedulable: true
       timeout: 600
 """
 
@@ -378,28 +388,36 @@ class FleetReport:
             raise
 
 
-def lacking(reports, count):
-    """{group name: (available, wanted)} of the groups with fewer available Nodes than wanted."""
+def counted(schedulable):
+    """The group count a wait looks at: Ready Nodes, or available ones (Ready and schedulable)."""
+    return "available" if schedulable else "ready"
+
+
+def lacking(reports, count, schedulable=False):
+    """{group name: (have, wanted)} of the groups with fewer Ready (or available) Nodes than wanted."""
     short = {}
     for report in reports:
         wanted = report["desired_capacity"] if count is None else count
-        if report["counts"]["available"] < wanted:
-            short[report["name"]] = (report["counts"]["available"], wanted)
+        have = report["counts"][counted(schedulable)]
+        if have < wanted:
+            short[report["name"]] = (have, wanted)
     return short
 
 
-def timeout_message(reports, count, timeout):
-    """What did not become available in time, group by group and instance by instance."""
+def timeout_message(reports, count, timeout, schedulable=False):
+    """What did not become Ready (available) in time, group by group and instance by instance."""
     lines = []
-    short = lacking(reports, count)
+    short = lacking(reports, count, schedulable)
     for report in reports:
         if report["name"] not in short:
             continue
-        available, wanted = short[report["name"]]
-        lines.append("Node group {0}: {1} of {2} nodes available after {3}s.".format(report["name"], available, wanted, timeout))
+        have, wanted = short[report["name"]]
+        lines.append("Node group {0}: {1} of {2} nodes {3} after {4}s.".format(report["name"], have, wanted, counted(schedulable).capitalize()
+                                                                                  if not schedulable else "available", timeout))
         for inst in report["instances"]:
-            if inst["join_diagnosis"]:
-                lines.append("- {0} ({1}): {2}".format(inst["instance_id"], inst["private_dns_name"], inst["join_diagnosis"]["message"]))
+            diagnosis = inst["join_diagnosis"]
+            if diagnosis and (schedulable or diagnosis["code"] != fleet.JOIN_CORDONED):
+                lines.append("- {0} ({1}): {2}".format(inst["instance_id"], inst["private_dns_name"], diagnosis["message"]))
         if len(report["instances"]) < wanted:
             lines.append("- the group has {0} instances for the {1} nodes wanted: check its desired capacity ({2}) and its activity history "
                          "(capacity, Spot availability, launch template errors).".format(len(report["instances"]), wanted, report["desired_capacity"]))
@@ -414,7 +432,8 @@ def main():
         node_role_arn=dict(type="str"),
         wait_ready=dict(
             type="dict",
-            options=dict(count=dict(type="int"), timeout=dict(type="int", default=600), delay=dict(type="int", default=5)),
+            options=dict(count=dict(type="int"), schedulable=dict(type="bool", default=False), timeout=dict(type="int", default=600),
+                         delay=dict(type="int", default=5)),
         ),
     )
     module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -444,17 +463,18 @@ def main():
         else:
             reports = wait_until(
                 fetch,
-                is_done=lambda reports: not lacking(reports, wait["count"]),
-                describe=lambda reports: "; ".join("{0} {1} of {2} available".format(g, *n) for g, n in sorted(lacking(reports or [], wait["count"]).items())),
+                is_done=lambda reports: not lacking(reports, wait["count"], wait["schedulable"]),
+                describe=lambda reports: "; ".join("{0} {1} of {2} {3}".format(g, n[0], n[1], counted(wait["schedulable"]))
+                                                   for g, n in sorted(lacking(reports or [], wait["count"], wait["schedulable"]).items())),
                 timeout=wait["timeout"],
-                what="available nodes in the node groups of cluster {0}".format(name),
+                what="{0} nodes in the node groups of cluster {1}".format("available" if wait["schedulable"] else "Ready", name),
                 delay=wait["delay"],
                 max_delay=wait["delay"] * 4,
             )
         reports = report.diagnose(reports)
     except WaitTimeout:
         reports = report.diagnose(state.get("reports") or [])
-        module.fail_json(msg=timeout_message(reports, wait["count"], wait["timeout"]), node_groups=reports,
+        module.fail_json(msg=timeout_message(reports, wait["count"], wait["timeout"], wait["schedulable"]), node_groups=reports,
                          authentication_mode=report.mode, waited=int(time.monotonic() - started))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="cannot read the node groups of cluster {0}".format(name))

@@ -79,6 +79,14 @@ def test_a_cordoned_node_is_ready_but_not_available(env, module_runner):
     [cordoned] = [i for i in group["instances"] if i["node"]["node_name"] == node_name]
     assert cordoned["node"]["ready"] is True and cordoned["node"]["schedulable"] is False and cordoned["node"]["available"] is False
     assert cordoned["join_diagnosis"]["code"] == "cordoned"
+    # A wait for Ready nodes is satisfied by the cordoned node (an operator's maintenance does not fail a re-run) ...
+    ready = info(module_runner, env, "cordon", wait_ready={"timeout": 2, "delay": 1})
+    assert ready.get("failed") is not True, ready.get("msg")
+    # ... a wait for available nodes is not, and says which node is cordoned.
+    short = info(module_runner, env, "cordon", wait_ready={"timeout": 2, "delay": 1, "schedulable": True})
+    assert short.get("failed") is True
+    assert short["msg"].startswith("Node group {0}-cordon: 1 of 2 nodes available after 2s.".format(env.name))
+    assert "({0}): Ready but cordoned".format(node_name) in short["msg"]
 
 
 def test_an_unauthorized_node_role_is_diagnosed_and_the_wait_times_out(env, module_runner, sandbox):
@@ -92,7 +100,7 @@ def test_an_unauthorized_node_role_is_diagnosed_and_the_wait_times_out(env, modu
     assert result.get("failed") is True
     assert time.monotonic() - started < 60
     message = result["msg"]
-    assert message.startswith("Node group {0}-stranger: 0 of 2 nodes available after 4s.".format(env.name))
+    assert message.startswith("Node group {0}-stranger: 0 of 2 nodes Ready after 4s.".format(env.name))
     [group] = result["node_groups"]
     assert group["counts"]["joined"] == 0
     for inst in group["instances"]:
@@ -109,7 +117,7 @@ def test_wait_ready_counts_only_the_groups_own_nodes(env, module_runner):
     assert ok["node_groups"][0]["counts"]["available"] == 2
     short = info(module_runner, env, "pair", wait_ready={"count": 3, "timeout": 2, "delay": 1})
     assert short.get("failed") is True
-    assert "Node group {0}-pair: 2 of 3 nodes available after 2s.".format(env.name) in short["msg"]
+    assert "Node group {0}-pair: 2 of 3 nodes Ready after 2s.".format(env.name) in short["msg"]
     assert "the group has 2 instances for the 3 nodes wanted" in short["msg"]
 
 

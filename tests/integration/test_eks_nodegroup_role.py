@@ -59,7 +59,7 @@ def test_unauthorized_nodes_are_reported_per_instance(api_env, playbook, tmp_pat
                              node_bootstrap_authorization="none", node_bootstrap_wait_timeout=6))
     assert run.returncode != 0
     message = fail_message(run, api_env.name + "-noauth")
-    assert message.startswith("Node group {0}-noauth: 0 of 2 nodes available after 6s.".format(api_env.name))
+    assert message.startswith("Node group {0}-noauth: 0 of 2 nodes Ready after 6s.".format(api_env.name))
     instances = role_task(run, "Node group {0}-noauth".format(api_env.name))["instances"]
     for instance in instances:
         assert "- {0} ({1}): not authorized: node role {2} has no EC2_LINUX access entry nor aws-auth mapping".format(
@@ -112,7 +112,7 @@ def test_instances_with_wrong_bootstrap_data_are_named(api_env, playbook, tmp_pa
     run = playbook(role_play(tmp_path, api_env, groups, node_bootstrap_wait_timeout=6))
     assert run.returncode != 0
     message = fail_message(run, name)
-    assert "1 of 2 nodes available" in message
+    assert "1 of 2 nodes Ready" in message
     instances = role_task(run, "Node group {0}".format(name))["instances"]
     [drifted] = [i for i in instances if i["bootstrap_problems"]]
     assert drifted["outdated"] is True
