@@ -5,6 +5,7 @@ import datetime
 import json
 
 import botocore.auth
+import botocore.exceptions
 import kubernetes
 import pytest
 import yaml
@@ -173,3 +174,19 @@ def test_an_sso_entry_maps_the_identity_center_role_of_its_permission_set(sandbo
     client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster, credentials))
     assert _status(client.list_node)[0] == 200
 
+
+def test_sts_throttling_does_not_reach_the_clusters_token_check_which_is_still_counted(sandbox, cluster):
+    """In EKS the authenticator's GetCallerIdentity is AWS's own traffic: a user whose STS calls
+    are throttled still gets answers from the Kubernetes API, and the check is counted under sts."""
+    client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    sandbox.reset_api_calls()
+    sandbox.inject_faults("sts", rate=1.0)
+    try:
+        status = _status(lambda: client.list_namespace())[0]
+        token_checks = sandbox.api_calls().get("sts", {}).get("GetCallerIdentity", 0)
+        with pytest.raises(botocore.exceptions.ClientError, match="Throttling"):
+            sandbox.client("sts").get_caller_identity()
+    finally:
+        sandbox.clear_faults("sts")
+    assert status == 200
+    assert token_checks == 1
