@@ -67,12 +67,15 @@ def cluster_dns_ip(service_cidr):
 
 
 def cluster_bootstrap_info(cluster):
-    """The four values a node needs, from a DescribeCluster `cluster` dict.
+    """What a node needs to join, from a DescribeCluster `cluster` dict.
 
-    Returns {name, endpoint, certificate_authority, service_cidr, dns_ip}.
+    Returns {name, endpoint, certificate_authority, service_cidr, dns_ip, ip_family}: the
+    service CIDR of the cluster's IP family (kubernetesNetworkConfig.ipFamily; serviceIpv6Cidr
+    for ipv6) and the cluster DNS address in it.
     """
     network = cluster.get("kubernetesNetworkConfig") or {}
-    cidr = network.get("serviceIpv4Cidr") or network.get("serviceIpv6Cidr")
+    ip_family = network.get("ipFamily") or "ipv4"
+    cidr = network.get("serviceIpv6Cidr") if ip_family == "ipv6" else network.get("serviceIpv4Cidr") or network.get("serviceIpv6Cidr")
     info = dict(
         name=cluster.get("name"),
         endpoint=cluster.get("endpoint"),
@@ -87,6 +90,7 @@ def cluster_bootstrap_info(cluster):
             )
         )
     info["dns_ip"] = cluster_dns_ip(cidr)
+    info["ip_family"] = ip_family
     return info
 
 
@@ -356,7 +360,11 @@ def render_nodeadm(cluster_info, labels, taints, max_pods, kubelet_config, kubel
 
 
 def render_al2(cluster_info, labels, taints, max_pods, kubelet_flags, pre_bootstrap_scripts):
-    """The AL2 shell script calling bootstrap.sh."""
+    """The AL2 shell script calling bootstrap.sh.
+
+    bootstrap.sh given the CA and endpoint skips DescribeCluster and assumes IPv4, so an IPv6
+    cluster's family and service CIDR are passed (--ip-family, --service-ipv6-cidr).
+    """
     extra = kubelet_label_and_taint_flags(labels, taints)
     if max_pods is not None:
         extra.append("--max-pods={0}".format(max_pods))
@@ -371,6 +379,8 @@ def render_al2(cluster_info, labels, taints, max_pods, kubelet_flags, pre_bootst
         "--dns-cluster-ip",
         cluster_info["dns_ip"],
     ]
+    if cluster_info.get("ip_family") == "ipv6":
+        args += ["--ip-family", "ipv6", "--service-ipv6-cidr", cluster_info["service_cidr"]]
     if max_pods is not None:
         args += ["--use-max-pods", "false"]
     if extra:
@@ -518,8 +528,10 @@ def effective_cluster_fields(family, text):
     if family == "al2":
         args = parse_al2(text)["bootstrap_args"]
         fields = {"name": args[0] if args else None}
-        for flag, key in (("--b64-cluster-ca", "certificate_authority"), ("--apiserver-endpoint", "endpoint"), ("--dns-cluster-ip", "dns_ip")):
+        for flag, key in (("--b64-cluster-ca", "certificate_authority"), ("--apiserver-endpoint", "endpoint"), ("--dns-cluster-ip", "dns_ip"),
+                          ("--ip-family", "ip_family")):
             fields[key] = args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+        fields["ip_family"] = fields["ip_family"] or "ipv4"  # bootstrap.sh's default when it skips DescribeCluster
         return fields
     if family == "bottlerocket":
         kubernetes = (parse_bottlerocket(text).get("settings") or {}).get("kubernetes") or {}
@@ -547,6 +559,7 @@ def bootstrap_mismatches(family, text, cluster_info):
         "certificate_authority": "cluster CA",
         "service_cidr": "service CIDR",
         "dns_ip": "cluster DNS IP",
+        "ip_family": "IP family",
     }
     for key, value in fields.items():
         if value != cluster_info.get(key):

@@ -12,6 +12,10 @@ description:
   - Creates, updates or deletes a self-managed node group of an EKS cluster, made of an EC2 launch template
     (EKS-optimized AMI pinned as a concrete C(ami-) id, bootstrap user data rendered from DescribeCluster)
     and an Auto Scaling group launching from it across several availability zones.
+  - The user data follows the cluster's IP family (C(kubernetesNetworkConfig.ipFamily)). For an IPv6 cluster AL2
+    user data passes C(--ip-family ipv6) and C(--service-ipv6-cidr) (bootstrap.sh, given the CA and endpoint,
+    does not call DescribeCluster and would assume IPv4), AL2023 gives nodeadm the IPv6 service CIDR, and
+    Bottlerocket's C(cluster-dns-ip) is that CIDR's network address + 0xa.
   - A change of the launch template data makes a new launch template version and points the ASG at it;
     existing instances keep their version and are reported as C(outdated) until they are replaced
     (see the rolling update role). Identical input never makes a version.
@@ -483,7 +487,8 @@ instances:
       type: bool
     bootstrap_problems:
       description:
-        - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR); empty when it matches.
+        - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR, IP family);
+          empty when it matches.
         - Instances on the current launch template version run the user data the module rendered from the cluster.
       type: list
       elements: str

@@ -46,6 +46,7 @@ def test_cluster_info_from_describe_cluster():
         "certificate_authority": CA,
         "service_cidr": "172.20.0.0/16",
         "dns_ip": "172.20.0.10",
+        "ip_family": "ipv4",
     }
 
 
@@ -273,3 +274,41 @@ def test_bootstrap_mismatches_name_a_wrong_ca(family):
 def test_bootstrap_mismatches_for_garbage():
     assert ud.bootstrap_mismatches("al2023", "#!/bin/bash\necho hi\n", INFO)[0].startswith("its user data is not valid al2023")
     assert ud.bootstrap_mismatches("al2", "", INFO) == ["the instance has no user data"]
+
+
+# --- IPv6 clusters ------------------------------------------------------------------------
+
+IPV6_CLUSTER = dict(CLUSTER, kubernetesNetworkConfig={"ipFamily": "ipv6", "serviceIpv6Cidr": "fd00:1234::/108", "serviceIpv4Cidr": "172.20.0.0/16"})
+IPV6_INFO = ud.cluster_bootstrap_info(IPV6_CLUSTER)
+
+
+def test_ipv6_cluster_uses_its_ipv6_service_cidr_and_dns_at_network_plus_0xa():
+    assert IPV6_INFO["ip_family"] == "ipv6"
+    assert IPV6_INFO["service_cidr"] == "fd00:1234::/108"
+    assert IPV6_INFO["dns_ip"] == "fd00:1234::a"
+
+
+def test_al2_on_ipv6_passes_the_family_and_service_cidr_bootstrap_sh_cannot_look_up():
+    args = ud.parse_al2(ud.render_user_data("al2", IPV6_INFO, max_pods=17))["bootstrap_args"]
+    assert args[args.index("--ip-family") + 1] == "ipv6"
+    assert args[args.index("--service-ipv6-cidr") + 1] == "fd00:1234::/108"
+    assert args[args.index("--dns-cluster-ip") + 1] == "fd00:1234::a"
+    ipv4_args = ud.parse_al2(ud.render_user_data("al2", INFO))["bootstrap_args"]
+    assert "--ip-family" not in ipv4_args and "--service-ipv6-cidr" not in ipv4_args
+
+
+def test_al2023_on_ipv6_gives_nodeadm_the_ipv6_service_cidr():
+    [config] = ud.parse_nodeadm(ud.render_user_data("al2023", IPV6_INFO, max_pods=29))["node_configs"]
+    validate_nodeconfig(config)
+    assert config["spec"]["cluster"]["cidr"] == "fd00:1234::/108"
+
+
+def test_bottlerocket_on_ipv6_points_cluster_dns_into_the_ipv6_service_cidr():
+    settings = tomllib.loads(ud.render_user_data("bottlerocket", IPV6_INFO))["settings"]["kubernetes"]
+    assert settings["cluster-dns-ip"] == "fd00:1234::a"
+
+
+def test_al2_user_data_without_the_ipv6_family_does_not_match_an_ipv6_cluster():
+    ipv4_text = ud.render_user_data("al2", dict(IPV6_INFO, ip_family="ipv4"))
+    assert ud.bootstrap_mismatches("al2", ipv4_text, IPV6_INFO) == ["IP family is 'ipv4', the cluster's is 'ipv6'"]
+    assert ud.bootstrap_mismatches("al2", ud.render_user_data("al2", IPV6_INFO), IPV6_INFO) == []
