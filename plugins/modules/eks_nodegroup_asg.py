@@ -216,7 +216,7 @@ options:
   kubelet_config:
     description:
       - KubeletConfiguration fields merged into nodeadm's defaults (AL2023 only), written under C(kubelet.config) of the
-        NodeConfig. Values may be any JSON value, as nodeadm reads them (for example C(shutdownGracePeriod: 30s),
+        NodeConfig. Values may be any JSON value, as nodeadm reads them (for example C(shutdownGracePeriod) set to C(30s),
         C(evictionHard) as a mapping).
       - C(maxPods) here is used as the node group's max pods when O(max_pods) is omitted; giving both with different
         values is refused.
