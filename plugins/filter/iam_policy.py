@@ -29,8 +29,8 @@ def service_trust_policy(service):
     return iam_policy.service_trust_policy(*(service if isinstance(service, list) else [service]))
 
 
-def validated_iam_policy(document, name="policy", trust=False):
-    return iam_policy.validated_policy(document, trust=trust, name=name)
+def validated_iam_policy(document, name="policy", trust=False, allow_admin=False):
+    return iam_policy.validated_policy(document, trust=trust, name=name, allow_admin=allow_admin)
 
 
 class FilterModule:

@@ -5,11 +5,19 @@
 """Entry-level editing of the kube-system/aws-auth ConfigMap, as aws-iam-authenticator reads it.
 
 `data.mapRoles`, `data.mapUsers` and `data.mapAccounts` are each one YAML string holding a
-list. The authenticator keys role and user entries by lower-cased ARN (the last duplicate
-wins) and ignores a whole section that does not parse. This module:
+list. The authenticator (pkg/mapper/configmap) converts each section from YAML to JSON and
+decodes it into a list of entries with Go's encoding/json, which goes on past a type error:
+a field of the wrong type is left empty (an entry whose `groups` is one string keeps its ARN
+and username but has no groups). Each entry is then validated on its own (a mapRoles entry
+needs `rolearn` or an `sso` matcher, a mapUsers entry `userarn`) and only the invalid ones are
+dropped. Role and user entries are keyed by lower-cased ARN (the last duplicate wins). A
+section that is not YAML, or not a list, gives no entries at all. This module:
 
-- parses each section the same way and refuses (naming the section and the parse error) when
-  one does not parse, so nothing is ever written on top of data it did not understand;
+- reads each section the same way (`read_entry` says what the authenticator makes of an
+  entry and why) and refuses (naming the section and the error) when a section is not a
+  YAML list, so nothing is ever written on top of data it did not understand;
+- keeps entries the authenticator skips or reads only in part, byte-for-byte, and warns
+  about them (naming an entry's ARN in a call rewrites it whole);
 - changes only the entries a call names: every other entry keeps its meaning, its position
   and its original YAML text (block-style sections are edited by splicing the text of the
   changed entries; any other layout is re-rendered with every entry's content unchanged);
@@ -38,6 +46,8 @@ USERNAME_TEMPLATES = ("{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", 
 _ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):role/(.+)$")
 _USER_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):user/(.+)$")
 _ASSUMED_ROLE_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+# IAM Identity Center (SSO) roles: AWSReservedSSO_<permission set name>_<16 hex digits>.
+_SSO_ROLE_NAME = re.compile(r"^AWSReservedSSO_(.+)_[0-9a-f]{16}$")
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
 _RUNBOOK = "see docs/runbooks/recovering-aws-auth.md"
 
@@ -79,10 +89,25 @@ def caller_mapping_arn(sts_arn):
     return strip_role_path(sts_arn or "")
 
 
+def _sso_key(partition, account_id, permission_set_name):
+    return "sso:{0}:{1}:{2}".format(partition or "aws", account_id, permission_set_name).lower()
+
+
+def sso_key_of_role(arn):
+    """The key of the `sso` mapRoles entry that matches this IAM Identity Center role ARN, else None."""
+    match = _ROLE_ARN.match(strip_role_path(arn or ""))
+    name = _SSO_ROLE_NAME.match(match.group(3)) if match else None
+    return _sso_key(match.group(1), match.group(2), name.group(1)) if name else None
+
+
 def entry_key(section, value):
-    """How the authenticator tells entries apart: lower-cased ARN (role path stripped) or account id."""
+    """How the authenticator tells entries apart: lower-cased ARN (role path stripped), the
+    `sso` matcher of a mapRoles entry, or the account id."""
     if section == "mapAccounts":
         return str(value)
+    sso = entry_field(value, "sso") if section == "mapRoles" and isinstance(value, dict) else None
+    if isinstance(sso, dict) and not entry_field(value, "rolearn"):
+        return _sso_key(entry_field(sso, "partition"), entry_field(sso, "accountid"), entry_field(sso, "permissionsetname"))
     arn = entry_field(value, ARN_KEYS[section]) if isinstance(value, dict) else None
     arn = str(arn) if arn is not None else ""
     if section == "mapRoles":
@@ -207,43 +232,82 @@ def desired_entries(params, state):
 # Parsing a section
 
 
-def _entry_view(section, raw):
-    """The fields the authenticator uses, as plain strings: {rolearn|userarn, username?, groups?}."""
+def _go_string(value):
+    """A JSON string field as Go's encoding/json fills it: anything but a string is a type error that leaves it empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _describe(value):
+    return "the {0} {1!r}".format("string" if isinstance(value, str) else type(value).__name__, value)
+
+
+def read_entry(section, raw):
+    """(view, problems): the entry as aws-iam-authenticator holds it, or view None when it skips the entry.
+
+    view: {rolearn|userarn, username?, groups?}, {sso, username?, groups?} (mapRoles) or the
+    account id (mapAccounts). problems: what the authenticator drops or skips, one sentence each.
+    """
     if section == "mapAccounts":
-        return str(raw)
-    view = {ARN_KEYS[section]: str(entry_field(raw, ARN_KEYS[section]))}
-    if entry_field(raw, "username") not in (None, ""):
-        view["username"] = str(entry_field(raw, "username"))
-    if entry_field(raw, "groups"):
-        view["groups"] = [str(group) for group in entry_field(raw, "groups")]
-    return view
+        if isinstance(raw, (str, int)) and not isinstance(raw, bool) and str(raw):
+            return str(raw), []
+        return None, ["{0} is not an account id, so the authenticator skips it".format(_describe(raw))]
+    if not isinstance(raw, dict):
+        return None, ["{0} is not a mapping, so the authenticator skips it".format(_describe(raw))]
+    field = ARN_KEYS[section]
+    problems = []
+    arn = entry_field(raw, field)
+    if arn is not None and not isinstance(arn, str):
+        problems.append("{0} is {1}, not a string".format(field, _describe(arn)))
+    arn = _go_string(arn)
+    view = {}
+    sso = entry_field(raw, "sso") if section == "mapRoles" else None
+    if sso is not None and not isinstance(sso, dict):
+        problems.append("sso is {0}, not a mapping".format(_describe(sso)))
+        sso = None
+    if sso is not None and arn:
+        return None, problems + ["it has both rolearn and sso, so the authenticator skips it"]
+    if sso is not None:
+        matcher = dict((name, _go_string(entry_field(sso, name.lower()))) for name in ("permissionSetName", "accountID", "partition"))
+        missing = [name for name in ("permissionSetName", "accountID") if not matcher[name]]
+        if missing:
+            return None, problems + ["its sso matcher has no {0}, so the authenticator skips it".format(" or ".join(missing))]
+        view["sso"] = dict((name, value) for name, value in matcher.items() if value)
+    elif not arn:
+        needs = "rolearn (or an sso matcher)" if section == "mapRoles" else "userarn"
+        return None, problems + ["it has no {0}, so the authenticator skips it".format(needs)]
+    else:
+        view[field] = arn
+    username = entry_field(raw, "username")
+    if username is not None and not isinstance(username, str):
+        problems.append("username is {0}, not a string, so the authenticator maps it with no username".format(_describe(username)))
+    if _go_string(username):
+        view["username"] = username
+    groups = entry_field(raw, "groups")
+    if groups is not None and not isinstance(groups, list):
+        problems.append("groups is {0}, not a list, so the authenticator maps it with no groups".format(_describe(groups)))
+    elif groups:
+        if not all(isinstance(group, str) for group in groups):
+            problems.append("groups has items that are not strings, which the authenticator reads as empty names")
+        view["groups"] = [_go_string(group) for group in groups]
+    return view, problems
 
 
-def _is_scalar(value):
-    return isinstance(value, (str, int, float, bool)) or value is None
+def _has_arn(section, raw):
+    return section != "mapAccounts" and isinstance(raw, dict) and isinstance(entry_field(raw, ARN_KEYS[section]), str) \
+        and bool(entry_field(raw, ARN_KEYS[section]))
+
+
+def _entry_view(section, raw):
+    """The fields the authenticator uses (see read_entry), or None when it skips the entry."""
+    return read_entry(section, raw)[0]
 
 
 def _check_raw_entries(section, raw_entries):
-    """Raise ValueError when the authenticator would reject this section."""
+    """The section's list of entries; ValueError when it is not a list (the authenticator then has none of it)."""
     if raw_entries is None:
         return []
     if not isinstance(raw_entries, list):
         raise ValueError("expected a YAML list, got a {0}".format(type(raw_entries).__name__))
-    for position, raw in enumerate(raw_entries, 1):
-        if section == "mapAccounts":
-            if not _is_scalar(raw) or raw in (None, ""):
-                raise ValueError("item {0} is {1!r}, not an account id".format(position, raw))
-            continue
-        if not isinstance(raw, dict):
-            raise ValueError("item {0} is {1!r}, not a mapping".format(position, raw))
-        arn = entry_field(raw, ARN_KEYS[section])
-        if not isinstance(arn, str) or not arn:
-            raise ValueError("item {0} has no {1}: {2!r}".format(position, ARN_KEYS[section], raw))
-        if not _is_scalar(entry_field(raw, "username")):
-            raise ValueError("item {0} ({1}): username must be a string".format(position, arn))
-        groups = entry_field(raw, "groups")
-        if groups is not None and (not isinstance(groups, list) or not all(_is_scalar(g) and g is not None for g in groups)):
-            raise ValueError("item {0} ({1}): groups must be a list of strings".format(position, arn))
     return raw_entries
 
 
@@ -258,11 +322,15 @@ class ParsedSection:
 
     @property
     def entries(self):
-        return [_entry_view(self.name, raw) for raw in self.raw_entries]
+        """The entries the authenticator holds, in order (entries it skips are left out)."""
+        return [view for view in (_entry_view(self.name, raw) for raw in self.raw_entries) if view is not None]
 
     @property
     def keys(self):
-        return [entry_key(self.name, raw) for raw in self.raw_entries]
+        """Each raw entry's key (a call naming it rewrites it, even one the authenticator skips),
+        or None for an entry without an ARN that the authenticator skips (no call can name it)."""
+        return [entry_key(self.name, raw) if _entry_view(self.name, raw) is not None or _has_arn(self.name, raw) else None
+                for raw in self.raw_entries]
 
 
 def _content_end(node):
@@ -329,8 +397,8 @@ def parse_section(name, text):
     except (yaml.YAMLError, ValueError) as exc:
         detail = _describe_parse_error(exc)
         raise AwsAuthError(
-            "aws-auth {0} does not parse, so aws-iam-authenticator ignores all of it: {1}. Nothing was changed; fix or restore "
-            "{0} first ({2})".format(name, detail, _RUNBOOK)
+            "aws-auth {0} does not parse as a YAML list, so aws-iam-authenticator maps none of its entries: {1}. Nothing was "
+            "changed; fix or restore {0} first ({2})".format(name, detail, _RUNBOOK)
         )
     segments = None
     if node is not None:
@@ -436,7 +504,8 @@ def _merged(section, current_raw, wanted, compare=False):
         if current_arn.lower() == wanted[ARN_KEYS[section]].lower():
             merged[ARN_KEYS[section]] = current_arn
         return _entry_view(section, merged)
-    managed = (ARN_KEYS[section], "username", "groups")
+    # An sso matcher next to a rolearn makes the authenticator skip the entry: the call's rolearn replaces it.
+    managed = (ARN_KEYS[section], "username", "groups", "sso")
     result = dict((k, v) for k, v in current_raw.items() if not (isinstance(k, str) and k.lower() in managed))
     ordered = {ARN_KEYS[section]: merged[ARN_KEYS[section]]}
     for field in ("username", "groups"):
@@ -518,11 +587,22 @@ def plan_change(data, desired, state, exclusive=False):
 
 
 def _warn_about_unnamed(section, current, named, warnings):
+    for position, (raw, key) in enumerate(zip(current.raw_entries, current.keys), 1):
+        if key is not None and key in named:
+            continue  # the call rewrites this entry whole
+        problems = read_entry(section, raw)[1]
+        if problems:
+            where = "({0})".format(key) if key else "{0!r}".format(raw)
+            fix = " name it in {0} to rewrite it".format(OPTION_OF_SECTION[section]) if key and section != "mapAccounts" else " fix it by hand"
+            warnings.append(
+                "aws-auth {0} item {1} {2}: {3}. It is kept as written;{4} ({5})".format(section, position, where, "; ".join(problems), fix, _RUNBOOK)
+            )
     if section == "mapAccounts":
         return
     counts = {}
     for key in current.keys:
-        counts[key] = counts.get(key, 0) + 1
+        if key is not None:
+            counts[key] = counts.get(key, 0) + 1
     for key, count in counts.items():
         if count > 1 and key not in named:
             warnings.append(
@@ -532,7 +612,9 @@ def _warn_about_unnamed(section, current, named, warnings):
             )
     if section == "mapRoles":
         for raw in current.raw_entries:
-            arn = str(entry_field(raw, "rolearn"))
+            if not _has_arn(section, raw):
+                continue
+            arn = entry_field(raw, "rolearn")
             if entry_key(section, raw) not in named and strip_role_path(arn) != arn:
                 warnings.append(
                     "aws-auth mapRoles entry {0!r} has an IAM path, so aws-iam-authenticator never matches it; "
@@ -553,6 +635,15 @@ def effective_mappings(entries_by_section):
     return result
 
 
+def _caller_keys(caller_arn, mappings):
+    """The keys of `mappings` that would map the caller: its ARN's, else its IAM Identity Center matcher's."""
+    key = strip_role_path(caller_arn).lower()
+    if key in mappings:
+        return [key]
+    sso = sso_key_of_role(caller_arn)
+    return [sso] if sso in mappings else []
+
+
 def _masters(mappings):
     return sorted(key for key, entry in mappings.items() if MASTERS_GROUP in (entry.get("groups") or []))
 
@@ -569,7 +660,7 @@ def lockout_problems(before, after, caller_arn, caller_uses_access_entry=False):
     old = effective_mappings(before)
     new = effective_mappings(after)
     if caller_arn and not caller_uses_access_entry:
-        key = strip_role_path(caller_arn).lower()
+        key = (_caller_keys(caller_arn, old) or [None])[0]
         if key in old and key not in new:
             problems.append("it removes the mapping of {0}, the identity this task authenticates with".format(caller_arn))
         elif key in old and MASTERS_GROUP in (old[key].get("groups") or []) and MASTERS_GROUP not in (new[key].get("groups") or []):

@@ -125,12 +125,20 @@ def _wildcard_principal(principal):
     return False
 
 
-def policy_document_problems(document, trust=False):
+def _grants_everything(statement):
+    """Whether an Allow statement gives every action on every resource (administrator access)."""
+    actions = [str(action) for action in _as_list(statement.get("Action") or [])]
+    resources = [str(resource) for resource in _as_list(statement.get("Resource") or [])]
+    return statement.get("Effect") == "Allow" and any(a in ("*", "*:*") for a in actions) and "*" in resources
+
+
+def policy_document_problems(document, trust=False, allow_admin=False):
     """Why IAM would reject `document` or why it is unsafe; empty list when it is fine.
 
     Checks: Version 2012-10-17, a non-empty Statement list, Effect Allow/Deny, an Action or
-    NotAction, Resource for permission policies, a Principal for trust policies and no
-    wildcard principal anywhere.
+    NotAction, Resource for permission policies, a Principal for trust policies, no
+    wildcard principal anywhere, and no statement allowing Action "*" on Resource "*"
+    (administrator access) unless `allow_admin` says that is intended.
     """
     problems = []
     if not isinstance(document, dict):
@@ -164,12 +172,17 @@ def policy_document_problems(document, trust=False):
             problems.append("{0} has no Resource".format(where))
         if principal is not None and _wildcard_principal(principal):
             problems.append("{0} allows any principal ('*'); name the service, account or OIDC provider instead".format(where))
+        if not trust and not allow_admin and _grants_everything(statement):
+            problems.append(
+                "{0} allows Action '*' on Resource '*' (administrator access); name the actions and resources the role needs,"
+                " or pass allow_admin=true if full access is intended".format(where)
+            )
     return problems
 
 
-def validated_policy(document, trust=False, name="policy"):
+def validated_policy(document, trust=False, name="policy", allow_admin=False):
     """`document` unchanged when policy_document_problems() finds nothing, else PolicyError."""
-    problems = policy_document_problems(document, trust=trust)
+    problems = policy_document_problems(document, trust=trust, allow_admin=allow_admin)
     if problems:
         raise PolicyError("{0} is not a valid IAM policy document: {1}".format(name, "; ".join(problems)))
     return document

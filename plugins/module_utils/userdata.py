@@ -67,12 +67,15 @@ def cluster_dns_ip(service_cidr):
 
 
 def cluster_bootstrap_info(cluster):
-    """The four values a node needs, from a DescribeCluster `cluster` dict.
+    """What a node needs to join, from a DescribeCluster `cluster` dict.
 
-    Returns {name, endpoint, certificate_authority, service_cidr, dns_ip}.
+    Returns {name, endpoint, certificate_authority, service_cidr, dns_ip, ip_family}: the
+    service CIDR of the cluster's IP family (kubernetesNetworkConfig.ipFamily; serviceIpv6Cidr
+    for ipv6) and the cluster DNS address in it.
     """
     network = cluster.get("kubernetesNetworkConfig") or {}
-    cidr = network.get("serviceIpv4Cidr") or network.get("serviceIpv6Cidr")
+    ip_family = network.get("ipFamily") or "ipv4"
+    cidr = network.get("serviceIpv6Cidr") if ip_family == "ipv6" else network.get("serviceIpv4Cidr") or network.get("serviceIpv6Cidr")
     info = dict(
         name=cluster.get("name"),
         endpoint=cluster.get("endpoint"),
@@ -87,6 +90,7 @@ def cluster_bootstrap_info(cluster):
             )
         )
     info["dns_ip"] = cluster_dns_ip(cidr)
+    info["ip_family"] = ip_family
     return info
 
 
@@ -219,35 +223,58 @@ def check_user_data_size(text):
         )
 
 
-def check_kubelet_config(kubelet_config):
-    """nodeadm's NodeConfig schema takes only mappings as kubelet.config values (evictionHard, kubeReserved, ...)."""
+def _is_json_value(value):
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return True
+    if isinstance(value, list):
+        return all(_is_json_value(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and _is_json_value(item) for key, item in value.items())
+    return False
+
+
+def kubelet_config_max_pods(kubelet_config):
+    """The user's own `maxPods` under kubelet_config (a positive integer), or None."""
+    value = (kubelet_config or {}).get("maxPods")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserDataError("kubelet_config.maxPods {0!r} must be a positive integer (for example maxPods: 110)".format(value))
+    return value
+
+
+def check_kubelet_config(kubelet_config, max_pods=None):
+    """kubelet_config as nodeadm decodes kubelet.config: a map of any JSON values (KubeletConfiguration
+    fields, scalars such as shutdownGracePeriod: 30s included). Its maxPods must agree with max_pods."""
     for key, value in sorted((kubelet_config or {}).items()):
-        if not isinstance(value, dict):
-            raise UserDataError(
-                "kubelet_config.{0} is {1!r}, but nodeadm's NodeConfig schema accepts only mappings under kubelet.config"
-                " (for example evictionHard or kubeReserved); set scalar settings with kubelet_flags (for example --{2}=...)"
-                " and max pods with max_pods".format(key, value, re_dash(key))
-            )
-
-
-def re_dash(name):
-    """kubeletConfigField -> kubelet-config-field (the flag spelling)."""
-    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+        if not _is_json_value(value):
+            raise UserDataError("kubelet_config.{0} is a {1}, which is not a JSON value nodeadm can read".format(key, type(value).__name__))
+    own = kubelet_config_max_pods(kubelet_config)
+    if own is not None and max_pods is not None and own != max_pods:
+        raise UserDataError(
+            "kubelet_config.maxPods {0} contradicts max_pods {1}; set max pods in one place (max_pods, or kubelet_config.maxPods alone)".format(own, max_pods)
+        )
 
 
 def node_config(cluster_info, labels, taints, max_pods, kubelet_config, kubelet_flags):
     """Our NodeConfig (a dict) for nodeadm.
 
-    Max pods go in `maxPodsExpression` (a CEL integer literal): nodeadm's schema accepts only
-    mappings as `kubelet.config` values, and nodeadm computes kubeReserved from the expression's
-    result. Cluster DNS is left to nodeadm, which derives it from `cidr`.
+    Max pods go in `kubelet.config.maxPods`, as AWS documents it and as every nodeadm reads it,
+    and again as `maxPodsExpression` (a CEL integer literal): nodeadm computes kubeReserved
+    memory from the expression's result (from the instance type's ENI limits otherwise), and
+    a nodeadm without the field drops it silently. Cluster DNS is left to nodeadm, which
+    derives it from `cidr`.
     """
-    check_kubelet_config(kubelet_config)
+    check_kubelet_config(kubelet_config, max_pods)
+    if max_pods is None:
+        max_pods = kubelet_config_max_pods(kubelet_config)
     kubelet = {}
-    if kubelet_config:
-        kubelet["config"] = dict(kubelet_config)
+    config = dict(kubelet_config or {})
     if max_pods is not None:
+        config["maxPods"] = max_pods
         kubelet["maxPodsExpression"] = str(max_pods)
+    if config:
+        kubelet["config"] = config
     flags = kubelet_label_and_taint_flags(labels, taints) + list(kubelet_flags or [])
     if flags:
         kubelet["flags"] = flags
@@ -333,7 +360,11 @@ def render_nodeadm(cluster_info, labels, taints, max_pods, kubelet_config, kubel
 
 
 def render_al2(cluster_info, labels, taints, max_pods, kubelet_flags, pre_bootstrap_scripts):
-    """The AL2 shell script calling bootstrap.sh."""
+    """The AL2 shell script calling bootstrap.sh.
+
+    bootstrap.sh given the CA and endpoint skips DescribeCluster and assumes IPv4, so an IPv6
+    cluster's family and service CIDR are passed (--ip-family, --service-ipv6-cidr).
+    """
     extra = kubelet_label_and_taint_flags(labels, taints)
     if max_pods is not None:
         extra.append("--max-pods={0}".format(max_pods))
@@ -348,6 +379,8 @@ def render_al2(cluster_info, labels, taints, max_pods, kubelet_flags, pre_bootst
         "--dns-cluster-ip",
         cluster_info["dns_ip"],
     ]
+    if cluster_info.get("ip_family") == "ipv6":
+        args += ["--ip-family", "ipv6", "--service-ipv6-cidr", cluster_info["service_cidr"]]
     if max_pods is not None:
         args += ["--use-max-pods", "false"]
     if extra:
@@ -495,8 +528,10 @@ def effective_cluster_fields(family, text):
     if family == "al2":
         args = parse_al2(text)["bootstrap_args"]
         fields = {"name": args[0] if args else None}
-        for flag, key in (("--b64-cluster-ca", "certificate_authority"), ("--apiserver-endpoint", "endpoint"), ("--dns-cluster-ip", "dns_ip")):
+        for flag, key in (("--b64-cluster-ca", "certificate_authority"), ("--apiserver-endpoint", "endpoint"), ("--dns-cluster-ip", "dns_ip"),
+                          ("--ip-family", "ip_family")):
             fields[key] = args[args.index(flag) + 1] if flag in args and args.index(flag) + 1 < len(args) else None
+        fields["ip_family"] = fields["ip_family"] or "ipv4"  # bootstrap.sh's default when it skips DescribeCluster
         return fields
     if family == "bottlerocket":
         kubernetes = (parse_bottlerocket(text).get("settings") or {}).get("kubernetes") or {}
@@ -524,6 +559,7 @@ def bootstrap_mismatches(family, text, cluster_info):
         "certificate_authority": "cluster CA",
         "service_cidr": "service CIDR",
         "dns_ip": "cluster DNS IP",
+        "ip_family": "IP family",
     }
     for key, value in fields.items():
         if value != cluster_info.get(key):

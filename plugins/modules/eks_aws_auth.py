@@ -13,9 +13,15 @@ description:
     keyed by ARN (or account id), the way aws-iam-authenticator reads them.
   - Entries the task does not name are never touched, reordered or reformatted, so tasks, tools and
     people that share the ConfigMap do not overwrite each other.
-  - Each section is parsed before anything is written. When an existing section does not parse
-    (aws-iam-authenticator ignores such a section as a whole), the module refuses, names the section
-    and the parse error, and changes nothing.
+  - Each section is read before anything is written, the way aws-iam-authenticator reads it. When an
+    existing section is not a YAML list (the authenticator then maps none of its entries), the module
+    refuses, names the section and the error, and changes nothing.
+  - Within a section the authenticator drops only the entries it cannot use (a mapRoles entry without
+    C(rolearn) or an C(sso) matcher, a mapUsers entry without C(userarn)) and reads the others as far
+    as it can (C(groups) written as one string is lost, the rest of the entry is kept). The module does
+    the same, keeps such entries byte-for-byte and warns about each one; naming an entry's ARN rewrites
+    it whole. IAM Identity Center entries (C(sso) with C(permissionSetName) and C(accountID)) are kept
+    and count as mappings for the lockout checks.
   - Writes use the C(resourceVersion) that was read. When another writer got there first (HTTP 409)
     the module reads the ConfigMap again and re-applies its change, up to O(max_attempts) times, so
     concurrent tasks adding different entries all keep theirs.

@@ -12,6 +12,10 @@ description:
   - Creates, updates or deletes a self-managed node group of an EKS cluster, made of an EC2 launch template
     (EKS-optimized AMI pinned as a concrete C(ami-) id, bootstrap user data rendered from DescribeCluster)
     and an Auto Scaling group launching from it across several availability zones.
+  - The user data follows the cluster's IP family (C(kubernetesNetworkConfig.ipFamily)). For an IPv6 cluster AL2
+    user data passes C(--ip-family ipv6) and C(--service-ipv6-cidr) (bootstrap.sh, given the CA and endpoint,
+    does not call DescribeCluster and would assume IPv4), AL2023 gives nodeadm the IPv6 service CIDR, and
+    Bottlerocket's C(cluster-dns-ip) is that CIDR's network address + 0xa.
   - A change of the launch template data makes a new launch template version and points the ASG at it;
     existing instances keep their version and are reported as C(outdated) until they are replaced
     (see the rolling update role). Identical input never makes a version.
@@ -200,7 +204,9 @@ options:
   max_pods:
     description:
       - Max pods per node. Computed from the instance types' ENI limits (DescribeInstanceTypes; the smallest over
-        all types) when omitted.
+        all types) when omitted, unless O(kubelet_config) sets C(maxPods) (AL2023), which is then used.
+      - AL2023 user data carries it as C(kubelet.config.maxPods) (and as C(maxPodsExpression), from which nodeadm
+        computes the kubelet's reserved memory); AL2 as C(--max-pods); Bottlerocket as C(settings.kubernetes.max-pods).
     type: int
   prefix_delegation:
     description:
@@ -209,7 +215,11 @@ options:
     default: false
   kubelet_config:
     description:
-      - KubeletConfiguration fields merged into nodeadm's defaults (AL2023 only).
+      - KubeletConfiguration fields merged into nodeadm's defaults (AL2023 only), written under C(kubelet.config) of the
+        NodeConfig. Values may be any JSON value, as nodeadm reads them (for example C(shutdownGracePeriod) set to C(30s),
+        C(evictionHard) as a mapping).
+      - C(maxPods) here is used as the node group's max pods when O(max_pods) is omitted; giving both with different
+        values is refused.
     type: dict
   kubelet_flags:
     description:
@@ -517,7 +527,8 @@ instances:
       elements: str
     bootstrap_problems:
       description:
-        - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR); empty when it matches.
+        - Where the user data of an outdated instance disagrees with the cluster (name, endpoint, CA, service CIDR, IP family);
+          empty when it matches.
         - Instances on the current launch template version run the user data the module rendered from the cluster.
       type: list
       elements: str
@@ -553,6 +564,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bo
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import cluster_bootstrap_info
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import decode_user_data
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import encode_user_data
+from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import kubelet_config_max_pods
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import normalize_taints
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import render_user_data
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import validate_labels
@@ -675,6 +687,12 @@ class NodeGroup:
     def resolve_max_pods(self):
         if self.params["max_pods"] is not None:
             return self.params["max_pods"]
+        try:
+            own = kubelet_config_max_pods(self.params["kubelet_config"]) if self.family == "al2023" else None
+        except UserDataError as exc:
+            self.fail(str(exc))
+        if own is not None:
+            return own
         names = [t["instance_type"] for t in self.types]
         try:
             infos = self.ec2.describe_instance_types(InstanceTypes=names, aws_retry=True)["InstanceTypes"]

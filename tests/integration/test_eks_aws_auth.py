@@ -183,6 +183,19 @@ def test_unparsable_section_is_refused_and_nothing_changes(sandbox, module_runne
     assert read_aws_auth(sandbox, cluster) == before
 
 
+def test_an_entry_the_authenticator_reads_in_part_does_not_stop_a_change_and_survives(sandbox, module_runner, cluster):
+    partly = "- userarn: arn:aws:iam::123456789012:user/alice\n  username: alice\n  groups: system:masters\n- username: no-arn\n"
+    write_aws_auth(sandbox, cluster, {"mapRoles": HAND_WRITTEN, "mapUsers": partly})
+    result = run(module_runner, cluster, map_roles=[node_mapping()])
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["changed"] is True
+    warnings = " ".join(result.get("warnings", []))
+    assert "groups is the string 'system:masters', not a list" in warnings and "has no userarn" in warnings
+    data, _ = read_aws_auth(sandbox, cluster)
+    assert data["mapUsers"] == partly
+    assert data["mapRoles"].startswith(HAND_WRITTEN)
+
+
 def test_duplicates_are_reported_and_the_named_arn_ends_up_once(sandbox, module_runner, cluster):
     duplicated = "- rolearn: {0}\n  username: a\n- rolearn: {1}\n  username: n\n- rolearn: {0}\n  username: b\n- rolearn: {1}\n  username: n2\n".format(
         role("ci"), role("nodes")

@@ -31,6 +31,25 @@ def test_nodes_join_only_once_the_node_role_is_authorized(env, module_runner):
     assert names == sorted(i["private_dns_name"] for i in result["instances"])
 
 
+def test_kubelet_config_takes_scalars_and_its_max_pods_sets_the_nodes_pod_capacity(env, module_runner, sandbox):
+    import kubernetes
+
+    from tests.sandbox.kube.scenarios import kube_client
+
+    args = env.group_args("kcfg", min_size=1, desired_capacity=1, kubelet_config={"shutdownGracePeriod": "30s", "maxPods": 40})
+    result = module_runner("eks_nodegroup_asg", args)
+    assert result.get("failed") is not True, result.get("msg")
+    assert result["max_pods"] == 40
+    try:
+        env.authorize()
+    except sandbox.client("eks").exceptions.ResourceInUseException:
+        pass  # authorized by an earlier test
+    [name] = wait_for(lambda: env.ready_nodes("kcfg") or None, timeout=30.0, interval=0.2, message="1 Ready node")
+    node = kubernetes.client.CoreV1Api(kube_client(sandbox, env.cluster)).read_node(name)
+    assert node.status.capacity["pods"] == "40"  # m5.large alone would give 29
+    assert module_runner("eks_nodegroup_asg", args)["changed"] is False
+
+
 def test_second_run_changes_nothing(env, module_runner, sandbox):
     args = env.group_args("idem")
     first = module_runner("eks_nodegroup_asg", args)
@@ -164,6 +183,7 @@ BAD_INPUT = [
     ("wrong_ca_override", dict(extra_node_config=[{"cluster": {"certificateAuthority": "d3Jvbmc="}}]), "spec.cluster.certificateAuthority"),
     ("al2_data_on_al2023_ami", "AL2023_AMI_AS_AL2", "boots with al2023 bootstrap data, but this node group renders al2"),
     ("missing_ami", dict(ami_id="ami-0000000000000dead"), "AMI ami-0000000000000dead does not exist"),
+    ("max_pods_twice", dict(max_pods=29, kubelet_config={"maxPods": 40}), "kubelet_config.maxPods 40 contradicts max_pods 29"),
 ]
 
 

@@ -1,12 +1,23 @@
 """The kube-system/aws-auth ConfigMap, parsed with aws-iam-authenticator's tolerance.
 
+The authenticator (pkg/mapper/configmap ParseMap) converts each section from YAML to JSON and
+decodes it into a list of entries with Go's encoding/json, which records the first type error
+and goes on: a field of the wrong type is left empty (an entry whose `groups` is one string
+keeps its ARN and username, with no groups; an item that is not a mapping becomes an empty
+entry). Each entry is then validated alone (mapRoles: `rolearn` or an `sso` matcher, not
+both; mapUsers: `userarn`) and only invalid ones are dropped; the store saves "only the data
+that was good". So:
+
 - ARN keys are lower-cased and the last duplicate wins;
-- a section (mapRoles, mapUsers, mapAccounts) that does not parse is ignored as a whole and
-  the previous good mapping of that section stays in memory;
+- `sso: {permissionSetName, accountID, partition?}` entries map the IAM Identity Center roles
+  `AWSReservedSSO_<permissionSetName>_<suffix>` of that account;
+- a section that is not YAML, or not a list, is ignored as a whole and the previous good
+  mapping of that section stays in memory;
 - deleting the ConfigMap drops every mapping.
 """
 
 import logging
+import re
 
 import yaml
 
@@ -17,6 +28,44 @@ class SectionError(ValueError):
     pass
 
 
+def _go_string(value):
+    """A JSON string field as Go fills it: any other type is a decoding error that leaves it empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _field(entry, name):
+    """entry[name] matched case-insensitively, as encoding/json matches struct fields."""
+    value = None
+    for key, item in entry.items():
+        if isinstance(key, str) and key.lower() == name.lower():
+            value = item
+    return value
+
+
+def _decoded_entry(entry, arn_key):
+    """The entry as the authenticator decodes it, or None when its validation drops it."""
+    if not isinstance(entry, dict):
+        return None
+    arn = _go_string(_field(entry, arn_key))
+    sso = _field(entry, "sso") if arn_key == "rolearn" else None
+    sso = sso if isinstance(sso, dict) else None
+    if bool(arn) == bool(sso):
+        return None  # neither or both: dropped
+    matcher = None
+    if sso:
+        matcher = {name: _go_string(_field(sso, name)) for name in ("permissionSetName", "accountID", "partition")}
+        if not matcher["permissionSetName"] or not matcher["accountID"]:
+            return None
+        matcher["partition"] = matcher["partition"] or "aws"
+    groups = _field(entry, "groups")
+    groups = [_go_string(group) for group in groups] if isinstance(groups, list) else []
+    return {"arn": arn, "sso": matcher, "username": _go_string(_field(entry, "username")), "groups": groups}
+
+
+def _sso_key(matcher):
+    return f"sso:{matcher['partition']}:{matcher['accountID']}:{matcher['permissionSetName']}".lower()
+
+
 def _parse_mappings(text, arn_key):
     entries = yaml.safe_load(text) if text and text.strip() else []
     if entries is None:
@@ -25,19 +74,15 @@ def _parse_mappings(text, arn_key):
         raise SectionError(f"expected a list, got {type(entries).__name__}")
     mapping = {}
     for entry in entries:
-        if not isinstance(entry, dict):
-            raise SectionError(f"entry {entry!r} is not a mapping")
-        arn = entry.get(arn_key)
-        if not isinstance(arn, str) or not arn:
-            raise SectionError(f"entry without {arn_key}: {entry!r}")
-        groups = entry.get("groups") or []
-        if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
-            raise SectionError(f"groups of {arn} must be a list of strings")
-        username = entry.get("username")
-        if username is not None and not isinstance(username, str):
-            raise SectionError(f"username of {arn} must be a string")
-        mapping[arn.lower()] = {"arn": arn, "username": username or "", "groups": list(groups)}
+        decoded = _decoded_entry(entry, arn_key)
+        if decoded is None:
+            LOG.warning("aws-auth entry %r is invalid: the authenticator drops it and keeps the others", entry)
+            continue
+        mapping[_sso_key(decoded["sso"]) if decoded["sso"] else decoded["arn"].lower()] = decoded
     return mapping
+
+
+_SSO_ROLE = re.compile(r"^arn:([^:]+):iam::(\d{12}):role/AWSReservedSSO_(.+)_[0-9a-f]{16}$", re.I)
 
 
 def _parse_accounts(text):
@@ -83,6 +128,11 @@ class AwsAuthMappings:
         key = canonical_arn.lower()
         if ":role/" in key and key in self.roles:
             return self.roles[key]
+        sso = _SSO_ROLE.match(canonical_arn)
+        if sso:
+            matcher = {"partition": sso.group(1), "accountID": sso.group(2), "permissionSetName": sso.group(3)}
+            if _sso_key(matcher) in self.roles:
+                return dict(self.roles[_sso_key(matcher)], arn=canonical_arn)
         if key in self.users:
             return self.users[key]
         if key in self.roles:

@@ -45,16 +45,17 @@ def node_role(sandbox, name=None):
     return role, profile
 
 
-def nodeadm_user_data(cluster, labels=None, taints=None, certificate_authority=None, max_pods=None):
-    """AL2023 MIME multipart user data with one NodeConfig, as the collection renders it."""
+def nodeadm_user_data(cluster, labels=None, taints=None, certificate_authority=None, max_pods=None, kubelet_config=None):
+    """AL2023 MIME multipart user data with one NodeConfig, as the collection renders it
+    (kubelet_config: more kubelet.config fields, any JSON values as nodeadm reads them)."""
     flags = []
     if labels:
         flags.append("--node-labels=" + ",".join(f"{k}={v}" for k, v in labels.items()))
     if taints:
         flags.append("--register-with-taints=" + ",".join(taints))
     kubelet = {"flags": flags} if flags else {}
-    if max_pods:
-        kubelet["config"] = {"maxPods": max_pods}
+    if max_pods or kubelet_config:
+        kubelet["config"] = dict(kubelet_config or {}, **({"maxPods": max_pods} if max_pods else {}))
     config = {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"cluster": {
         "name": cluster["name"], "apiServerEndpoint": cluster["endpoint"],
         "certificateAuthority": certificate_authority or cluster["certificateAuthority"]["data"],

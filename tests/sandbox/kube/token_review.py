@@ -24,6 +24,10 @@ from botocore.credentials import Credentials
 TOKEN_PREFIX = "k8s-aws-v1."
 TOKEN_LIFETIME = datetime.timedelta(minutes=15)
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
+# Marks the authenticator's own GetCallerIdentity call. In EKS that call is AWS's traffic, not
+# the user's: the sandbox counts it under sts but never injects faults into it
+# (tests/sandbox/aws/traffic.py).
+AWS_INTERNAL_HEADER = "x-sandbox-aws-internal"
 DEFAULT_SECRET = "testing"
 _ALLOWED_PARAMS = {"action", "version", "x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-expires",
                    "x-amz-security-token", "x-amz-signature", "x-amz-signedheaders"}
@@ -130,7 +134,7 @@ def call_sts(url, cluster_name, timeout=10):
     conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
     conn = conn_class(parts.hostname, parts.port, timeout=timeout)
     try:
-        conn.request("GET", f"{parts.path or '/'}?{parts.query}", headers={CLUSTER_ID_HEADER: cluster_name})
+        conn.request("GET", f"{parts.path or '/'}?{parts.query}", headers={CLUSTER_ID_HEADER: cluster_name, AWS_INTERNAL_HEADER: "1"})
         response = conn.getresponse()
         body = response.read().decode("utf-8", "replace")
     finally:

@@ -48,9 +48,16 @@ def ami_family(image_name, image_description=""):
 
 @functools.lru_cache(maxsize=1)
 def nodeconfig_schema():
+    """The CRD's openAPIV3Schema as nodeadm decodes NodeConfig: the generated CRD types each
+    kubelet.config value as an object, but nodeadm's Go type is map[string]runtime.RawExtension
+    (any JSON value) and its own docs and tests write scalars there (shutdownGracePeriod: 30s,
+    maxPods: 120)."""
     with open(NODECONFIG_CRD, encoding="utf-8") as handle:
         crd = yaml.safe_load(handle)
-    return crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    kubelet_config = schema["properties"]["spec"]["properties"]["kubelet"]["properties"]["config"]
+    kubelet_config["additionalProperties"] = {"x-kubernetes-preserve-unknown-fields": True}
+    return schema
 
 
 @functools.lru_cache(maxsize=1)
@@ -136,7 +143,10 @@ def parse_nodeadm(user_data):
     kubelet = (merged.get("spec") or {}).get("kubelet") or {}
     config = kubelet.get("config") or {}
     if config.get("maxPods"):
-        boot.max_pods = int(config["maxPods"])
+        try:
+            boot.max_pods = int(config["maxPods"])
+        except (TypeError, ValueError):
+            raise BootstrapError(f"kubelet.config.maxPods {config['maxPods']!r} is not an integer (the kubelet refuses its configuration)") from None
     if config.get("clusterDNS"):
         boot.dns_ip = config["clusterDNS"][0]
     for key, value in (config.get("nodeLabels") or {}).items():

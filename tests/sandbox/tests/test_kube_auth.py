@@ -5,6 +5,7 @@ import datetime
 import json
 
 import botocore.auth
+import botocore.exceptions
 import kubernetes
 import pytest
 import yaml
@@ -134,3 +135,59 @@ def test_broken_map_users_section_keeps_map_roles_and_the_previous_users(sandbox
     # Deleting the ConfigMap drops every mapping.
     admin.delete_namespaced_config_map("aws-auth", "kube-system")
     assert _status(person.list_node)[0] == 401
+
+
+def test_one_bad_entry_costs_only_itself_and_a_string_groups_entry_only_its_groups(sandbox):
+    """aws-iam-authenticator validates entries one by one: an entry without userarn is dropped,
+    one whose groups is a single string keeps its username but gets no groups, the rest work."""
+    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    admin = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    good_arn, good = _iam_user_credentials(sandbox)
+    string_arn, string_groups = _iam_user_credentials(sandbox)
+    role, _profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(admin, role, extra_users=(
+        f"- userarn: {good_arn}\n  username: good\n  groups: [system:masters]\n"
+        "- username: nobody\n  groups: [system:masters]\n"
+        f"- userarn: {string_arn}\n  username: one-string\n  groups: system:masters\n"))
+
+    good_client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster, good))
+    string_client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster, string_groups))
+    assert _status(good_client.list_node)[0] == 200
+    assert _status(string_client.list_node)[0] == 403  # authenticated as one-string, in no group
+
+
+def test_an_sso_entry_maps_the_identity_center_role_of_its_permission_set(sandbox):
+    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    admin = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    iam, sts = sandbox.client("iam"), sandbox.client("sts")
+    trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})
+    role = iam.create_role(RoleName="AWSReservedSSO_Platform_0123456789abcdef", Path="/aws-reserved/sso.amazonaws.com/",
+                           AssumeRolePolicyDocument=trust)["Role"]
+    account = role["Arn"].split(":")[4]
+    node_role, _profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(admin, node_role)
+    admin.patch_namespaced_config_map("aws-auth", "kube-system", {"data": {"mapRoles": (
+        admin.read_namespaced_config_map("aws-auth", "kube-system").data["mapRoles"]
+        + f"- sso:\n    permissionSetName: Platform\n    accountID: \"{account}\"\n  username: platform\n  groups: [system:masters]\n")}})
+    session = sts.assume_role(RoleArn=role["Arn"], RoleSessionName="alice")["Credentials"]
+    credentials = {"aws_access_key_id": session["AccessKeyId"], "aws_secret_access_key": session["SecretAccessKey"],
+                   "aws_session_token": session["SessionToken"]}
+    client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster, credentials))
+    assert _status(client.list_node)[0] == 200
+
+
+def test_sts_throttling_does_not_reach_the_clusters_token_check_which_is_still_counted(sandbox, cluster):
+    """In EKS the authenticator's GetCallerIdentity is AWS's own traffic: a user whose STS calls
+    are throttled still gets answers from the Kubernetes API, and the check is counted under sts."""
+    client = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    sandbox.reset_api_calls()
+    sandbox.inject_faults("sts", rate=1.0)
+    try:
+        status = _status(lambda: client.list_namespace())[0]
+        token_checks = sandbox.api_calls().get("sts", {}).get("GetCallerIdentity", 0)
+        with pytest.raises(botocore.exceptions.ClientError, match="Throttling"):
+            sandbox.client("sts").get_caller_identity()
+    finally:
+        sandbox.clear_faults("sts")
+    assert status == 200
+    assert token_checks == 1

@@ -52,6 +52,21 @@ def test_instance_with_correct_user_data_and_mapped_role_joins_and_becomes_ready
     assert sandbox.kube.join_failures(cluster["name"]) == {}
 
 
+def test_scalar_kubelet_config_values_join_and_max_pods_sets_the_pod_capacity(sandbox, cluster, core):
+    """nodeadm reads kubelet.config values as any JSON value (its docs write shutdownGracePeriod: 30s
+    and maxPods: 120), though the generated CRD types them as objects."""
+    role, profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(core, role)
+    user_data = scenarios.nodeadm_user_data(cluster, kubelet_config={"shutdownGracePeriod": "30s", "serializeImagePulls": False},
+                                            max_pods=42)
+    group = scenarios.node_group(sandbox, cluster, profile, user_data, size=1, instance_type="t3.medium")
+    instance_id = wait_for(lambda: scenarios.group_instances(sandbox, group), message="ASG instance")[0]
+
+    node = wait_for(lambda: _node_of(core, instance_id), message="node registration")
+    assert node.status.capacity["pods"] == "42"  # not t3.medium's 17
+    assert node.status.allocatable["pods"] == "42"
+
+
 def test_instance_with_wrong_ca_never_joins_and_the_reason_is_recorded(sandbox, cluster, core):
     role, profile = scenarios.node_role(sandbox)
     scenarios.map_node_role(core, role)

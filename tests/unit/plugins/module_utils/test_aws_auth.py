@@ -30,7 +30,7 @@ HAND_WRITTEN = """# edited by hand, do not reformat
 - groups: [devs]
   rolearn: "arn:aws:iam::111122223333:role/devs"
   username: 'dev:{{SessionName}}'
-  sso: {permissionSetName: Dev}
+  x-team: {name: platform}
 """
 
 
@@ -112,7 +112,7 @@ class TestUpdatingEntries:
         result = plan({"mapRoles": HAND_WRITTEN}, map_roles=[{"rolearn": devs, "username": "dev", "groups": ["devs", "viewers"]}])
         entries = reread(result.data["mapRoles"])
         assert entries[0]["rolearn"] == ADMIN
-        assert entries[1] == {"rolearn": devs, "username": "dev", "groups": ["devs", "viewers"], "sso": {"permissionSetName": "Dev"}}
+        assert entries[1] == {"rolearn": devs, "username": "dev", "groups": ["devs", "viewers"], "x-team": {"name": "platform"}}
         assert result.data["mapRoles"].startswith(HAND_WRITTEN.split("- groups: [devs]")[0])
 
     def test_duplicates_of_the_named_arn_collapse_into_one_with_a_warning(self):
@@ -171,10 +171,7 @@ class TestRefusals:
         [
             ("mapUsers", "- userarn: [\n", "mapUsers does not parse"),
             ("mapUsers", "userarn: arn:aws:iam::1:user/a\n", "expected a YAML list"),
-            ("mapRoles", "- username: x\n  groups: [a]\n", "has no rolearn"),
-            ("mapRoles", "- rolearn: {0}\n  groups: system:masters\n".format(ADMIN), "groups must be a list"),
             ("mapRoles", "- rolearn: {0}\n\tusername: x\n".format(ADMIN), "mapRoles does not parse"),
-            ("mapAccounts", "- {a: b}\n", "not an account id"),
         ],
     )
     def test_unparsable_existing_section_is_refused_naming_it(self, section, text, expected):
@@ -307,3 +304,68 @@ def test_explicit_tags_do_not_stop_splicing():
     text = "- rolearn: !!str {0}\n  username: !!str admin   # tagged\n".format(ADMIN)
     result = plan({"mapRoles": text}, map_roles=[node_entry()])
     assert result.data["mapRoles"].startswith(text)
+
+
+class TestAuthenticatorTolerance:
+    """aws-iam-authenticator decodes each section with Go's encoding/json, which goes on past a
+    type error, then validates each entry alone and drops only the invalid ones."""
+
+    MIXED = (
+        "- rolearn: {0}\n  username: admin\n  groups: [system:masters]\n"
+        "- rolearn: arn:aws:iam::{1}:role/devs\n  username: dev\n  groups: system:masters\n"
+        "- username: lost\n  groups: [devs]\n"
+        "- sso:\n    permissionSetName: Admin\n    accountID: \"{1}\"\n  username: sso-admin\n  groups: [system:masters]\n"
+    ).format(ADMIN, ACCOUNT)
+
+    def test_one_bad_entry_no_longer_stops_a_change_and_every_entry_survives_byte_for_byte(self):
+        result = plan({"mapRoles": self.MIXED}, map_roles=[node_entry()])
+        assert result.changed
+        assert result.data["mapRoles"].startswith(self.MIXED)
+        assert reread(result.data["mapRoles"]) == reread(self.MIXED) + [node_entry()]
+
+    def test_entries_are_reported_as_the_authenticator_holds_them(self):
+        entries = parse_section("mapRoles", self.MIXED).entries
+        assert entries == [
+            {"rolearn": ADMIN, "username": "admin", "groups": ["system:masters"]},
+            {"rolearn": "arn:aws:iam::111122223333:role/devs", "username": "dev"},  # groups lost, entry kept
+            {"sso": {"permissionSetName": "Admin", "accountID": ACCOUNT}, "username": "sso-admin", "groups": ["system:masters"]},
+        ]
+
+    def test_warnings_name_each_entry_the_authenticator_skips_or_reads_in_part(self):
+        warnings = plan({"mapRoles": self.MIXED}, map_roles=[node_entry()]).warnings
+        groups = [w for w in warnings if "role/devs" in w]
+        assert len(groups) == 1 and "groups is the string 'system:masters', not a list" in groups[0] and "map_roles" in groups[0]
+        skipped = [w for w in warnings if "'lost'" in w]
+        assert len(skipped) == 1 and "has no rolearn (or an sso matcher), so the authenticator skips it" in skipped[0]
+        assert not [w for w in warnings if "sso-admin" in w]
+
+    def test_naming_a_partly_read_entry_rewrites_it_whole(self):
+        devs = "arn:aws:iam::111122223333:role/devs"
+        result = plan({"mapRoles": self.MIXED}, map_roles=[{"rolearn": devs, "username": "dev", "groups": ["devs"]}])
+        assert reread(result.data["mapRoles"])[1] == {"rolearn": devs, "username": "dev", "groups": ["devs"]}
+        assert not [w for w in result.warnings if "role/devs" in w]
+        assert {"rolearn": devs, "username": "dev", "groups": ["devs"]} in result.after["mapRoles"]
+
+    def test_an_sso_entry_counts_for_the_lockout_guard(self):
+        before = parse_section("mapRoles", self.MIXED).entries
+        without_admin = [e for e in before if e.get("rolearn") != ADMIN]
+        assert lockout_problems({"mapRoles": before}, {"mapRoles": without_admin}, ADMIN) != []
+        sso_caller = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_Admin_0123456789abcdef"
+        only_admin = [e for e in before if "sso" not in e]
+        assert any("the identity this task authenticates with" in p
+                   for p in lockout_problems({"mapRoles": before}, {"mapRoles": only_admin}, caller_mapping_arn(sso_caller)))
+
+    def test_exclusive_removes_skipped_entries_too(self):
+        result = plan({"mapRoles": self.MIXED}, exclusive=True, map_roles=[{"rolearn": ADMIN, "username": "admin", "groups": ["system:masters"]}])
+        assert reread(result.data["mapRoles"]) == [{"rolearn": ADMIN, "username": "admin", "groups": ["system:masters"]}]
+
+    @pytest.mark.parametrize("text", ["rolearn: {0}\n".format(ADMIN), "- rolearn: [\n", "just text\n"])
+    def test_a_section_that_is_not_a_yaml_list_is_still_refused_as_a_whole(self, text):
+        with pytest.raises(AwsAuthError, match="mapRoles does not parse as a YAML list, so aws-iam-authenticator maps none of its entries"):
+            plan({"mapRoles": text}, map_roles=[node_entry()])
+
+    def test_accounts_that_are_not_ids_are_kept_and_the_others_still_count(self):
+        result = plan({"mapAccounts": "- {a: b}\n- '000011112222'\n"}, map_accounts=[ACCOUNT])
+        assert reread(result.data["mapAccounts"]) == [{"a": "b"}, "000011112222", ACCOUNT]
+        assert result.after["mapAccounts"] == ["000011112222", ACCOUNT]
+        assert any("mapAccounts item 1" in w and "fix it by hand" in w for w in result.warnings)

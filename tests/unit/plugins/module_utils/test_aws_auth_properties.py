@@ -188,3 +188,38 @@ def test_sections_not_named_stay_byte_identical(section, accounts, users, state)
         assert [e["userarn"].split("/", 1)[1] for e in yaml.safe_load(result.data.get("mapUsers", "[]")) or []] == users
     else:
         assert after_accounts == [a for a in ["000011112222"] if a not in accounts]
+
+
+# Entries aws-iam-authenticator skips or reads only in part (True), and an IAM Identity Center
+# matcher it accepts without a rolearn (False). None of them may stop a call or be lost by one.
+odd_entries = st.sampled_from([
+    ({"username": "no-arn", "groups": ["devs"]}, True),
+    ({"rolearn": "arn:aws:iam::111122223333:role/admin", "username": "admin", "groups": "system:masters"}, True),
+    ({"rolearn": "arn:aws:iam::111122223333:role/ci", "username": 42, "groups": ["devs"]}, True),
+    ({"rolearn": 1234, "username": "n"}, True),
+    ("just a string", True),
+    ({"sso": {"permissionSetName": "Admin"}, "username": "half-sso"}, True),
+    ({"sso": {"permissionSetName": "Admin", "accountID": "111122223333"}, "username": "sso-admin", "groups": ["system:masters"]}, False),
+])
+
+
+@PROPERTY_SETTINGS
+@given(good=st.lists(existing_entries, max_size=3), odd=st.lists(odd_entries, min_size=1, max_size=3), order=st.randoms(use_true_random=False),
+       flow=st.booleans(), call=calls, state=st.sampled_from(["present", "absent"]))
+def test_entries_the_authenticator_skips_or_reads_in_part_survive_calls_not_naming_them(good, odd, order, flow, call, state):
+    entries = good + [entry for entry, _damaged in odd]
+    order.shuffle(entries)
+    text = json.dumps(entries) if flow else yaml.safe_dump(entries, sort_keys=False)
+    desired, _warnings = desired_entries({"map_roles": [call]}, state)
+    key = entry_key("mapRoles", desired["mapRoles"][0])
+
+    result = plan_change({"mapRoles": text}, desired, state)
+    after = yaml.safe_load(result.data["mapRoles"]) or []
+
+    assert unnamed(after, key) == unnamed(entries, key)
+    # (a generated entry with both rolearn and sso is one the authenticator skips, too)
+    damaged = [entry for entry, is_damaged in odd if is_damaged] + [entry for entry in good if "sso" in entry]
+    damaged = [entry for entry in damaged if entry_key("mapRoles", entry) != key]
+    assert len([w for w in result.warnings if "It is kept as written" in w]) == len(damaged)
+    again = plan_change(result.data, desired, state)
+    assert not again.changed and again.data == result.data

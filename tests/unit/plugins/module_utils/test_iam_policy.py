@@ -129,3 +129,45 @@ def test_rendered_trust_policies_pass_the_parliament_linter(doc):
 def test_the_linter_check_catches_a_bad_document():
     bad = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObjec", "Resource": "*"}]}
     assert parliament_findings(bad, trust=False)
+
+
+ADMIN = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::logs/*"},
+    {"Effect": "Allow", "Action": "*", "Resource": "*"},
+]}
+
+
+@pytest.mark.parametrize("action, resource", [("*", "*"), (["ec2:*", "*"], ["*"]), ("*:*", "*")])
+def test_administrator_access_is_refused_naming_the_statement(action, resource):
+    doc = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}
+    with pytest.raises(p.PolicyError) as error:
+        p.validated_policy(doc, name="inline policy everything")
+    assert "inline policy everything" in str(error.value)
+    assert "Statement[0] allows Action '*' on Resource '*'" in str(error.value)
+    assert "allow_admin" in str(error.value)
+
+
+def test_administrator_access_names_the_right_statement_and_is_accepted_with_allow_admin():
+    problems = p.policy_document_problems(ADMIN)
+    assert len(problems) == 1 and problems[0].startswith("Statement[1] ")
+    assert p.validated_policy(ADMIN, allow_admin=True) is ADMIN
+
+
+@pytest.mark.parametrize("statement", [
+    {"Effect": "Deny", "Action": "*", "Resource": "*"},
+    {"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::logs/*"},
+    {"Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+])
+def test_narrower_or_deny_statements_are_not_administrator_access(statement):
+    assert p.policy_document_problems({"Version": "2012-10-17", "Statement": [statement]}) == []
+
+
+def test_the_filter_refuses_administrator_access_unless_allowed():
+    from ansible.errors import AnsibleFilterError
+
+    from ansible_collections.selfmanaged.eks.plugins.filter.iam_policy import FilterModule
+
+    validated = FilterModule().filters()["validated_iam_policy"]
+    with pytest.raises(AnsibleFilterError, match=r"Statement\[1\] allows Action '\*' on Resource '\*'"):
+        validated(ADMIN, "inline policy admin")
+    assert validated(ADMIN, "inline policy admin", allow_admin=True) is ADMIN

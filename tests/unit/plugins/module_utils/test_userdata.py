@@ -3,21 +3,20 @@
 import base64
 import shlex
 import tomllib
-from pathlib import Path
 
 import jsonschema
 import pytest
-import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import userdata as ud
+from tests.sandbox.kube.userdata import nodeconfig_schema
 
 # nodeadm's NodeConfig CustomResourceDefinition (node.eks.aws/v1alpha1), byte for byte from
 # awslabs/amazon-eks-ami at 81fec2e895854f599974fe4d3d72f61c0a9aaffa,
 # nodeadm/crds/node.eks.aws_nodeconfigs.yaml (MIT-style license, copyright Amazon.com, Inc. or
-# its affiliates). The sandbox's node stand-in validates user data with the same file; every
-# NodeConfig the collection renders is checked against it here.
-CRD = yaml.safe_load((Path(__file__).resolve().parents[3] / "sandbox" / "kube" / "nodeconfig-crd.yaml").read_text())
-NODECONFIG_SCHEMA = CRD["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+# its affiliates), read as nodeadm decodes it (kubelet.config values are any JSON value). The
+# sandbox's node stand-in validates user data with the same schema; every NodeConfig the
+# collection renders is checked against it here.
+NODECONFIG_SCHEMA = nodeconfig_schema()
 
 CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
 CLUSTER = {
@@ -47,6 +46,7 @@ def test_cluster_info_from_describe_cluster():
         "certificate_authority": CA,
         "service_cidr": "172.20.0.0/16",
         "dns_ip": "172.20.0.10",
+        "ip_family": "ipv4",
     }
 
 
@@ -84,9 +84,9 @@ def test_al2023_is_mime_with_a_nodeconfig_naming_the_cluster():
         "certificateAuthority": CA,
         "cidr": "172.20.0.0/16",
     }
-    # nodeadm's schema takes only mappings under kubelet.config: max pods is a CEL literal
+    # max pods as users and AWS docs write it; the expression makes nodeadm reserve memory for 29 pods
+    assert config["spec"]["kubelet"]["config"] == {"maxPods": 29}
     assert config["spec"]["kubelet"]["maxPodsExpression"] == "29"
-    assert "config" not in config["spec"]["kubelet"]
     assert config["spec"]["kubelet"]["flags"] == [
         "--node-labels=selfmanaged.eks/nodegroup=general,tier=web",
         "--register-with-taints=dedicated=gpu:NoSchedule,spot:PreferNoSchedule",
@@ -107,15 +107,38 @@ def test_al2023_scripts_come_first_and_extra_parts_after_ours():
     ours, extra1, extra2 = parsed["node_configs"]
     for config in parsed["node_configs"]:
         validate_nodeconfig(config)
-    assert ours["spec"]["kubelet"]["config"] == {"evictionHard": {"memory.available": "5%"}}
+    assert ours["spec"]["kubelet"]["config"] == {"evictionHard": {"memory.available": "5%"}, "maxPods": 29}
     assert ours["spec"]["kubelet"]["flags"][-1] == "--v=2"
     assert extra1 == {"apiVersion": "node.eks.aws/v1alpha1", "kind": "NodeConfig", "spec": {"kubelet": {"maxPodsExpression": "50"}}}
     assert extra2["spec"] == {"featureGates": {"X": True}}
 
 
-def test_al2023_kubelet_config_scalars_are_refused_with_the_flag_to_use():
-    with pytest.raises(ud.UserDataError, match="kubelet_config.shutdownGracePeriod is '30s'.*--shutdown-grace-period="):
-        render_al2023(kubelet_config={"shutdownGracePeriod": "30s"})
+def test_al2023_kubelet_config_takes_any_json_value_as_nodeadm_does():
+    kubelet_config = {"shutdownGracePeriod": "30s", "featureGates": {"DisableKubeletCloudCredentialProviders": True},
+                      "registryPullQPS": 10, "serializeImagePulls": False, "allowedUnsafeSysctls": ["net.core.somaxconn"]}
+    [config] = ud.parse_nodeadm(render_al2023(kubelet_config=kubelet_config))["node_configs"]
+    validate_nodeconfig(config)
+    assert config["spec"]["kubelet"]["config"] == dict(kubelet_config, maxPods=29)
+
+
+def test_al2023_users_own_max_pods_is_used_when_max_pods_is_not_given():
+    [config] = ud.parse_nodeadm(render_al2023(max_pods=None, kubelet_config={"maxPods": 120}))["node_configs"]
+    validate_nodeconfig(config)
+    assert config["spec"]["kubelet"]["config"] == {"maxPods": 120}
+    assert config["spec"]["kubelet"]["maxPodsExpression"] == "120"
+    assert ud.kubelet_config_max_pods({"maxPods": 120}) == 120
+    [same] = ud.parse_nodeadm(render_al2023(max_pods=120, kubelet_config={"maxPods": 120}))["node_configs"]
+    assert same == config
+
+
+@pytest.mark.parametrize("kubelet_config, max_pods, message", [
+    ({"maxPods": 50}, 29, "kubelet_config.maxPods 50 contradicts max_pods 29; set max pods in one place"),
+    ({"maxPods": "lots"}, None, "kubelet_config.maxPods 'lots' must be a positive integer"),
+    ({"maxPods": 0}, None, "kubelet_config.maxPods 0 must be a positive integer"),
+])
+def test_al2023_max_pods_that_cannot_be_honoured_is_refused(kubelet_config, max_pods, message):
+    with pytest.raises(ud.UserDataError, match=message):
+        render_al2023(max_pods=max_pods, kubelet_config=kubelet_config)
 
 
 def test_al2023_without_max_pods_leaves_it_to_nodeadm():
@@ -251,3 +274,41 @@ def test_bootstrap_mismatches_name_a_wrong_ca(family):
 def test_bootstrap_mismatches_for_garbage():
     assert ud.bootstrap_mismatches("al2023", "#!/bin/bash\necho hi\n", INFO)[0].startswith("its user data is not valid al2023")
     assert ud.bootstrap_mismatches("al2", "", INFO) == ["the instance has no user data"]
+
+
+# --- IPv6 clusters ------------------------------------------------------------------------
+
+IPV6_CLUSTER = dict(CLUSTER, kubernetesNetworkConfig={"ipFamily": "ipv6", "serviceIpv6Cidr": "fd00:1234::/108", "serviceIpv4Cidr": "172.20.0.0/16"})
+IPV6_INFO = ud.cluster_bootstrap_info(IPV6_CLUSTER)
+
+
+def test_ipv6_cluster_uses_its_ipv6_service_cidr_and_dns_at_network_plus_0xa():
+    assert IPV6_INFO["ip_family"] == "ipv6"
+    assert IPV6_INFO["service_cidr"] == "fd00:1234::/108"
+    assert IPV6_INFO["dns_ip"] == "fd00:1234::a"
+
+
+def test_al2_on_ipv6_passes_the_family_and_service_cidr_bootstrap_sh_cannot_look_up():
+    args = ud.parse_al2(ud.render_user_data("al2", IPV6_INFO, max_pods=17))["bootstrap_args"]
+    assert args[args.index("--ip-family") + 1] == "ipv6"
+    assert args[args.index("--service-ipv6-cidr") + 1] == "fd00:1234::/108"
+    assert args[args.index("--dns-cluster-ip") + 1] == "fd00:1234::a"
+    ipv4_args = ud.parse_al2(ud.render_user_data("al2", INFO))["bootstrap_args"]
+    assert "--ip-family" not in ipv4_args and "--service-ipv6-cidr" not in ipv4_args
+
+
+def test_al2023_on_ipv6_gives_nodeadm_the_ipv6_service_cidr():
+    [config] = ud.parse_nodeadm(ud.render_user_data("al2023", IPV6_INFO, max_pods=29))["node_configs"]
+    validate_nodeconfig(config)
+    assert config["spec"]["cluster"]["cidr"] == "fd00:1234::/108"
+
+
+def test_bottlerocket_on_ipv6_points_cluster_dns_into_the_ipv6_service_cidr():
+    settings = tomllib.loads(ud.render_user_data("bottlerocket", IPV6_INFO))["settings"]["kubernetes"]
+    assert settings["cluster-dns-ip"] == "fd00:1234::a"
+
+
+def test_al2_user_data_without_the_ipv6_family_does_not_match_an_ipv6_cluster():
+    ipv4_text = ud.render_user_data("al2", dict(IPV6_INFO, ip_family="ipv4"))
+    assert ud.bootstrap_mismatches("al2", ipv4_text, IPV6_INFO) == ["IP family is 'ipv4', the cluster's is 'ipv6'"]
+    assert ud.bootstrap_mismatches("al2", ud.render_user_data("al2", IPV6_INFO), IPV6_INFO) == []

@@ -50,6 +50,7 @@ def test_nodeadm_round_trip(label_map, taint_list, pods):
     assert got_labels == label_map
     assert got_taints == expected_taints(taint_list)
     assert kubelet.get("maxPodsExpression") == (str(pods) if pods is not None else None)
+    assert (kubelet.get("config") or {}).get("maxPods") == pods
 
 
 @settings(max_examples=30, deadline=None)
