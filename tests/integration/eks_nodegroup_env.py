@@ -21,7 +21,7 @@ def write_calls(sandbox):
 class Env:
     """A cluster in a 3-AZ VPC, a node role with its instance profile, and another VPC's subnets."""
 
-    def __init__(self, sandbox, name, mode="API_AND_CONFIG_MAP"):
+    def __init__(self, sandbox, name, mode="API_AND_CONFIG_MAP", network=None):
         self.sandbox = sandbox
         ec2, iam = sandbox.client("ec2"), sandbox.client("iam")
         vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
@@ -36,7 +36,7 @@ class Env:
         iam.add_role_to_instance_profile(InstanceProfileName=name + "-node", RoleName=name + "-node")
         self.name = name
         self.cluster = create_cluster(sandbox, name, mode=mode, bootstrap_admin=True, subnets=self.subnets,
-                                      kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"})
+                                      kubernetesNetworkConfig=network or {"serviceIpv4Cidr": "172.20.0.0/16"})
 
     def group_args(self, group, **overrides):
         args = dict(name=self.name + "-" + group, cluster_name=self.name, instance_types=["m5.large"], instance_profile=self.profile,

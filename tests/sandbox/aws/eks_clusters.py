@@ -6,6 +6,7 @@ DescribeUpdate, ListUpdates). Node groups and Fargate profiles are moto's own.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -198,6 +199,12 @@ def create_cluster(request: EksRequest) -> tuple[int, dict]:
     network = dict(body.get("kubernetesNetworkConfig") or {})
     network.setdefault("serviceIpv4Cidr", "172.20.0.0/16")
     network.setdefault("ipFamily", "ipv4")
+    if network["ipFamily"] not in ("ipv4", "ipv6"):
+        raise EksError("InvalidParameterException", f"ipFamily {network['ipFamily']} is not ipv4 or ipv6")
+    if network["ipFamily"] == "ipv6":
+        # EKS picks the IPv6 service range itself, a /108 of a unique local (fd00::/8) block.
+        digest = hashlib.sha256(name.encode()).hexdigest()
+        network["serviceIpv6Cidr"] = f"fd{digest[:2]}:{digest[2:6]}:{digest[6:10]}::/108"
     try:
         service_cidr = ipaddress.ip_network(network["serviceIpv4Cidr"], strict=True)
     except ValueError:

@@ -167,8 +167,12 @@ class Kubelet:
         if not boot.ca_b64 and boot.family != "al2":
             return "user data has no cluster certificate authority"
         network = description.get("kubernetesNetworkConfig") or {}
-        cidr = network.get("serviceIpv4Cidr") or "172.20.0.0/16"
-        if boot.cidr and boot.cidr not in (cidr, network.get("serviceIpv6Cidr")):
+        ipv6 = network.get("ipFamily") == "ipv6"
+        cidr = network.get("serviceIpv6Cidr") if ipv6 else (network.get("serviceIpv4Cidr") or "172.20.0.0/16")
+        if ipv6 and boot.family == "al2" and boot.api_server and boot.ip_family != "ipv6":
+            # bootstrap.sh calls DescribeCluster only without --b64-cluster-ca/--apiserver-endpoint; given them, it assumes ipv4.
+            return "bootstrap.sh configured the kubelet for ipv4 on an ipv6 cluster: pass --ip-family ipv6 and --service-ipv6-cidr"
+        if boot.cidr and boot.cidr != cidr:
             return f"user data service CIDR {boot.cidr!r} is not the cluster's {cidr!r}"
         if boot.dns_ip:
             try:

@@ -30,6 +30,7 @@ class NodeBootstrap:
     ca_b64: str = ""
     cidr: str = ""
     dns_ip: str = ""
+    ip_family: str = ""  # AL2: what bootstrap.sh was told (--ip-family); it assumes ipv4 when given CA and endpoint
     labels: dict = field(default_factory=dict)
     taints: list = field(default_factory=list)
     max_pods: int = 0
@@ -186,6 +187,10 @@ def parse_al2(user_data):
                 boot.api_server = value
             elif arg == "--dns-cluster-ip":
                 boot.dns_ip = value
+            elif arg == "--ip-family":
+                boot.ip_family = value
+            elif arg == "--service-ipv6-cidr":
+                boot.cidr = value
             elif arg == "--kubelet-extra-args":
                 extra = value
             elif arg == "--use-max-pods":
