@@ -208,3 +208,19 @@ def test_kubectl_delete_waits_for_the_pod_and_force_deletes_at_once(sandbox, clu
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert _find(core, "kubectl-forced") is None
+
+
+def test_pods_of_a_stopped_node_stay_terminating_until_its_kubelet_runs_again(sandbox, core):
+    node = _running_pod(core, "on-stopped-node", stop_seconds=0.2, grace=1).spec.node_name
+    instance_id = core.read_node(node).spec.provider_id.rsplit("/", 1)[-1]
+    ec2 = sandbox.client("ec2")
+    ec2.stop_instances(InstanceIds=[instance_id])
+    try:
+        wait_for(lambda: node not in scenarios.ready_node_names(core), message="node NotReady")
+        core.delete_namespaced_pod("on-stopped-node", "default")
+        time.sleep(2)  # past its grace period: nobody is there to stop the containers
+        assert _find(core, "on-stopped-node").metadata.deletion_timestamp is not None
+    finally:
+        ec2.start_instances(InstanceIds=[instance_id])
+    wait_for(lambda: node in scenarios.ready_node_names(core), timeout=20, message="node Ready again")
+    wait_for(lambda: _find(core, "on-stopped-node") is None, timeout=10, message="pod gone once the kubelet runs")
