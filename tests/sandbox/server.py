@@ -264,7 +264,8 @@ class Sandbox:
     def inject_kube_faults(self, cluster: str = "*", rate: float = 1.0, codes: list[str] | None = None, *,
                            every: int | None = None, operations: list[str] | None = None, seed: int | None = None) -> None:
         """Answer a share of a cluster's Kubernetes API requests (``"*"``: every cluster) with a fault: ``"429"`` (API
-        rate limiting, no DisruptionBudget cause; the default), ``"500"``, ``"503"`` or ``"drop"`` (connection closed).
+        rate limiting, no DisruptionBudget cause; the default), ``"500"``, ``"503"``, ``"drop"`` (connection closed, no
+        effect) or ``"drop-after"`` (served, then the connection is closed: the answer is lost).
         ``operations`` names requests as the counter does (``"POST pods/eviction"``); ``rate``/``every``/``seed`` as in
         ``inject_faults``."""
         self._kube_side().inject_faults(cluster, rate, codes, every=every, operations=operations, seed=seed)

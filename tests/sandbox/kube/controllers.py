@@ -3,8 +3,9 @@ pod readiness, controller status and PodDisruptionBudget status.
 
 Simplifications (see README): one loop for every controller; pods start and become Ready
 after pod_ready_delay (or their ready-seconds annotation) without running anything; pods the
-ReplicaSet and StatefulSet controllers remove terminate gracefully (termination.py); a Deployment rollout surges the whole new ReplicaSet and scales the old one down as new
-pods become Ready.
+ReplicaSet and StatefulSet controllers remove terminate gracefully (termination.py); a
+Deployment rollout surges the whole new ReplicaSet and scales the old one down as new pods
+become Ready.
 """
 
 import copy

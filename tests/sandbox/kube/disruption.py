@@ -156,7 +156,8 @@ def pdbs_selecting(store, pod):
 def budget_refusal(pdb_name, status):
     """The 429 the eviction registry answers when a PDB allows no disruption (cause reason DisruptionBudget)."""
     if status["currentHealthy"] <= status["desiredHealthy"]:
-        detail = f"The disruption budget {pdb_name} needs {status['desiredHealthy']} healthy pods and has {status['currentHealthy']} currently"
+        detail = (f"The disruption budget {pdb_name} needs {status['desiredHealthy']} healthy pods "
+                  f"and has {status['currentHealthy']} currently")
     else:
         detail = f"The disruption budget {pdb_name} does not allow evicting pods currently"
     return errors.ApiError(429, "TooManyRequests", BUDGET_MESSAGE, {"causes": [{"reason": "DisruptionBudget", "message": detail}]})

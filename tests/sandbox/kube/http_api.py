@@ -147,11 +147,10 @@ class ApiHandler(BaseHTTPRequestHandler):
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"
         traffic = self.cluster.traffic
-        if traffic is not None:
-            fault = traffic.admit(self.cluster.name, request_operation(method, path))
-            if fault is not None:
-                self._send_fault(fault)
-                return
+        fault = traffic.admit(self.cluster.name, request_operation(method, path)) if traffic is not None else None
+        if fault is not None and fault != "drop-after":
+            self._send_fault(fault)
+            return
         try:
             if path in ("/healthz", "/livez", "/readyz"):
                 data = b"ok"
@@ -163,10 +162,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return
             identity = self._identity()
             body = self._route(method, path, query, identity)
+            if fault == "drop-after":  # served, but the answer is lost on the way back
+                self.close_connection = True
+                return
             if body is not None:
                 code, payload = body
                 self._send_json(code, payload)
         except errors.ApiError as exc:
+            if fault == "drop-after":
+                self.close_connection = True
+                return
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError):
             pass

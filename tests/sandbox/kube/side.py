@@ -141,7 +141,8 @@ class KubeSide:
 
     def inject_faults(self, cluster="*", rate=1.0, codes=None, *, every=None, operations=None, seed=None):
         """Answer a share of a cluster's API requests ("*": every cluster) with a fault: "429" (rate limiting, no
-        DisruptionBudget cause), "500", "503" or "drop" (connection closed); see kube/traffic.py."""
+        DisruptionBudget cause), "500", "503", "drop" (connection closed) or "drop-after" (served, answer lost);
+        see kube/traffic.py."""
         self.traffic.faults.set(KubeFaultRule(service=cluster, rate=rate, codes=list(codes or []), every=every,
                                               operations=list(operations or []), seed=seed))
 

@@ -6,14 +6,17 @@ A request is named ``"<METHOD> <resource>[/<subresource>]"`` (``GET pods``, ``PO
 Every request is counted under its cluster's name before anything else happens, including
 requests answered with an injected fault or a 401.
 
-Faults, answered before the request is authenticated or reaches the store (no side effect):
+Faults, answered before the request is authenticated or reaches the store (no side effect),
+except ``drop-after``:
 
 - ``429``: what API Priority and Fairness answers a client over its share: plain text
   ``Too many requests, please try again later.`` with ``Retry-After: 1`` and no
   ``DisruptionBudget`` cause (client-go retries it by itself; the Python client does not);
 - ``500``: a Status ``InternalError``;
 - ``503``: a Status ``ServiceUnavailable``;
-- ``drop``: the connection is closed without an answer.
+- ``drop``: the connection is closed without an answer;
+- ``drop-after``: the request is served (it has its effect), then the connection is closed
+  without the answer, as when a response is lost on the way back (not for watch requests).
 """
 
 import json
@@ -21,7 +24,7 @@ from dataclasses import dataclass
 
 from tests.sandbox.aws.traffic import CallCounter, FaultInjector, FaultRule
 
-FAULT_CODES = ("429", "500", "503", "drop")
+FAULT_CODES = ("429", "500", "503", "drop", "drop-after")
 
 
 @dataclass

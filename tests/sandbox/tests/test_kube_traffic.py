@@ -12,6 +12,7 @@ import urllib3
 
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
+from tests.sandbox.kube.termination import STOP_SECONDS_ANNOTATION
 
 KUBECTL = shutil.which("kubectl")
 
@@ -99,6 +100,18 @@ def test_dropped_connection_gives_no_answer(sandbox, cluster, core):
         core.create_namespaced_config_map("default", {"metadata": {"name": "dropped"}})
     sandbox.clear_kube_faults()
     assert [c.metadata.name for c in core.list_namespaced_config_map("default").items if c.metadata.name == "dropped"] == []
+
+
+def test_answer_lost_after_the_eviction_happened(sandbox, cluster, core):
+    _running_pod(core, "lost-answer")
+    core.patch_namespaced_pod("lost-answer", "default", {"metadata": {"annotations": {STOP_SECONDS_ANNOTATION: "30"}}})
+    sandbox.inject_kube_faults(cluster["name"], codes=["drop-after"], operations=["POST pods/eviction"])
+    with pytest.raises((urllib3.exceptions.HTTPError, ConnectionError)):
+        core.create_namespaced_pod_eviction("lost-answer", "default", _eviction("lost-answer"))
+    sandbox.clear_kube_faults()
+    pod = core.read_namespaced_pod("lost-answer", "default")
+    assert pod.metadata.deletion_timestamp is not None  # the eviction took place
+    core.delete_namespaced_pod("lost-answer", "default", grace_period_seconds=0)
 
 
 def test_control_interface_sets_lists_and_clears_rules_and_reads_the_counter(sandbox, cluster, core):
