@@ -83,7 +83,7 @@ def _bare_pod(core, name, app, ready_seconds=None, node_selector=None):
 
 
 def test_parallel_evictions_never_spend_one_allowed_disruption_twice(core, apps, policy):
-    _deployment(apps, "racing", 4, {STOP_SECONDS_ANNOTATION: "2", READY_SECONDS_ANNOTATION: "2"})
+    _deployment(apps, "racing", 4, {STOP_SECONDS_ANNOTATION: "6", READY_SECONDS_ANNOTATION: "6"})  # slow: a busy machine still sees the in-between
     _pdb(policy, "racing", "racing", minAvailable=3)
     wait_for(lambda: _status(policy, "racing").disruptions_allowed == 1, message="one disruption allowed")
     before = policy.read_namespaced_pod_disruption_budget("racing", "default").metadata.resource_version
@@ -124,9 +124,9 @@ def test_parallel_evictions_never_spend_one_allowed_disruption_twice(core, apps,
     assert (status.current_healthy, status.desired_healthy, status.disruptions_allowed) == (3, 3, 0)
     assert status.expected_pods == 5  # an integer minAvailable expects every selected pod, the terminating one included
     assert _evict(core, names[0] if names[0] != evicted else names[1])[0] == 429
-    wait_for(lambda: _status(policy, "racing").disruptions_allowed == 1, timeout=15, message="replacement Ready")
-    final = _status(policy, "racing")
-    assert (final.current_healthy, final.expected_pods, final.disrupted_pods) == (4, 4, None)
+    final = wait_for(lambda: (lambda s: s if s.disruptions_allowed == 1 and s.expected_pods == 4 else None)(_status(policy, "racing")),
+                     timeout=30, message="replacement Ready and the evicted pod gone")
+    assert (final.current_healthy, final.disrupted_pods) == (4, None)
 
 
 def test_max_unavailable_uses_the_deployment_scale(core, apps, policy):
