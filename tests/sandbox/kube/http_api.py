@@ -16,10 +16,26 @@ from .defaults import apply_defaults, validate
 from .disruption import evict
 from .patch import PatchError, apply_patch
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from .termination import delete_pod
 from .token_review import TokenError
 
 LOG = logging.getLogger("tests.sandbox.kube.api")
 UNAUTHORIZED = errors.ApiError(401, "Unauthorized", "Unauthorized")
+
+
+def request_operation(method, path):
+    """How the request counter and fault rules name a request: "POST pods/eviction", "GET nodes", "GET /version"."""
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
+    if parts[:2] == ["api", "v1"]:
+        rest = parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        rest = parts[3:]
+    else:
+        rest = []
+    if not rest:
+        return f"{method} {path}"
+    rest, _ = _parse_resource_path(rest)
+    return f"{method} {rest[0]}/{rest[2]}" if len(rest) > 2 else f"{method} {rest[0]}"
 
 
 def _parse_resource_path(parts):
@@ -58,6 +74,27 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _send_error(self, exc):
         self._send_json(exc.code, exc.status(), exc.headers)
+
+    def _send_fault(self, code):
+        """An injected fault (kube/traffic.py), as the API server or the network would produce it."""
+        if code == "drop":
+            self.close_connection = True  # no answer at all: the client sees the connection closed
+            return
+        if code == "429":  # API Priority and Fairness: plain text, Retry-After, no DisruptionBudget cause
+            data = b"Too many requests, please try again later.\n"
+            self.send_response(429)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if code == "503":
+            self._send_error(errors.ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request"))
+            return
+        self._send_error(errors.ApiError(500, "InternalError", "Internal error occurred: sandbox injected fault",
+                                         {"causes": [{"message": "sandbox injected fault"}]}))
 
     def _read_body(self):
         raw = self._raw_body
@@ -109,6 +146,11 @@ class ApiHandler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"
+        traffic = self.cluster.traffic
+        fault = traffic.admit(self.cluster.name, request_operation(method, path)) if traffic is not None else None
+        if fault is not None and fault != "drop-after":
+            self._send_fault(fault)
+            return
         try:
             if path in ("/healthz", "/livez", "/readyz"):
                 data = b"ok"
@@ -120,10 +162,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                 return
             identity = self._identity()
             body = self._route(method, path, query, identity)
+            if fault == "drop-after":  # served, but the answer is lost on the way back
+                self.close_connection = True
+                return
             if body is not None:
                 code, payload = body
                 self._send_json(code, payload)
         except errors.ApiError as exc:
+            if fault == "drop-after":
+                self.close_connection = True
+                return
             self._send_error(exc)
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -305,6 +353,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             propagation = "Orphan"
         if query.get("dryRun"):
             return 200, self.cluster.store.get(route.rt, route.namespace or "", route.name)
+        if route.rt.kind == "Pod":
+            return 200, delete_pod(self.cluster.store, route.namespace, route.name, _grace_period(body, query), body.get("preconditions"))
         removed = self.cluster.store.delete(route.rt, route.namespace or "", route.name, propagation, body.get("preconditions"))
         if removed["metadata"].get("deletionTimestamp") or route.rt.kind == "Pod":
             return 200, removed  # still there (finalizers) or a pod: the API server returns the object
@@ -314,16 +364,20 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _deletecollection(self, route, query):
         store = self.cluster.store
         items, _ = store.list(route.rt, route.namespace, self._predicate(query))
+        body = self._read_body() or {}
         for obj in items:
             try:
-                store.delete(route.rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if route.rt.kind == "Pod":
+                    delete_pod(store, obj["metadata"]["namespace"], obj["metadata"]["name"], _grace_period(body, query))
+                else:
+                    store.delete(route.rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             except errors.ApiError:
                 pass
         return 200, {"kind": f"{route.rt.kind}List", "apiVersion": route.rt.group_version, "metadata": {}, "items": items}
 
     def _evict(self, route, query):
         body = self._read_body() or {}
-        return 201, evict(self.cluster.store, route.namespace, route.name, body)
+        return 201, evict(self.cluster.store, route.namespace, route.name, body, dry_run=bool(query.get("dryRun")))
 
     def _watch(self, route, query):
         store = self.cluster.store
@@ -377,6 +431,19 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _write_chunk(self, data):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+
+def _grace_period(body, query):
+    """DeleteOptions.gracePeriodSeconds from the body, else the query string; None when neither sets it."""
+    value = body.get("gracePeriodSeconds")
+    if value is None:
+        value = query.get("gracePeriodSeconds")
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds {value!r} is not an integer number of seconds") from None
 
 
 def _scale_of(obj):

@@ -7,9 +7,12 @@ import time
 
 from . import addons, moto_presigned
 from .cluster import KubeCluster
-from .controllers import WorkloadController, node_is_ready
+from .conditions import node_is_ready
+from .controllers import WorkloadController
 from .kubelet import Kubelet
 from .resources import resource_type
+from .termination import PodTerminator
+from .traffic import KubeFaultRule, KubeTraffic
 
 LOG = logging.getLogger("tests.sandbox.kube")
 NODES = resource_type("", "nodes")
@@ -32,6 +35,8 @@ class KubeSide:
         self._lock = threading.RLock()
         self.kubelet = Kubelet(self)
         self.controller = WorkloadController(self)
+        self.terminator = PodTerminator(self)
+        self.traffic = KubeTraffic()
         self._stop = threading.Event()
         self._threads = []
 
@@ -42,7 +47,8 @@ class KubeSide:
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self):
         self._stop.clear()
-        for name, target in (("kubelet", self.kubelet.tick), ("workload-controller", self.controller.tick)):
+        for name, target in (("kubelet", self.kubelet.tick), ("workload-controller", self.controller.tick),
+                             ("pod-terminator", self.terminator.tick)):
             thread = threading.Thread(target=self._loop, args=(target,), name=f"sandbox-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -76,6 +82,8 @@ class KubeSide:
             if key in self.clusters:
                 self.clusters.pop(key).stop()
             kube = KubeCluster(region, cluster, self.state_dir, self.sts_endpoint_url, self.aws_state)
+            self.terminator.watch(kube.store)
+            kube.traffic = self.traffic
             kube.start()
             self.clusters[key] = kube
             LOG.info("cluster %s: API server on %s (kubeconfig %s)", kube.name, kube.endpoint, kube.kubeconfig_path)
@@ -87,6 +95,7 @@ class KubeSide:
         if kube is not None:
             kube.stop()
             self.controller.bound_at.pop(kube.store, None)
+            self.terminator.forget(kube.store)
             self.kubelet.records.pop((region, name), None)
             self.kubelet.failures.pop((region, name), None)
 
@@ -121,3 +130,24 @@ class KubeSide:
 
     def reboot(self, instance_id):
         return self.kubelet.reboot(instance_id)
+
+    def api_calls(self, cluster_name=None):
+        """Kubernetes API requests per cluster and operation: {"my-cluster": {"POST pods/eviction": 3, ...}}
+        (only that cluster's {operation: count} when cluster_name is given)."""
+        return self.traffic.calls(cluster_name)
+
+    def reset_api_calls(self):
+        self.traffic.counter.reset()
+
+    def inject_faults(self, cluster="*", rate=1.0, codes=None, *, every=None, operations=None, seed=None):
+        """Answer a share of a cluster's API requests ("*": every cluster) with a fault: "429" (rate limiting, no
+        DisruptionBudget cause), "500", "503", "drop" (connection closed) or "drop-after" (served, answer lost);
+        see kube/traffic.py."""
+        self.traffic.faults.set(KubeFaultRule(service=cluster, rate=rate, codes=list(codes or []), every=every,
+                                              operations=list(operations or []), seed=seed))
+
+    def clear_faults(self, cluster=None):
+        self.traffic.faults.clear(cluster)
+
+    def faults(self):
+        return self.traffic.faults.rules()
