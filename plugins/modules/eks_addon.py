@@ -210,7 +210,6 @@ diff:
   type: dict
 """
 
-import re
 import uuid
 
 try:
@@ -235,6 +234,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions imp
     resolve_version,
     upgrade_path,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import ArnError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import validated_role_arn
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
     EksAWSModule,
     WaitFailed,
@@ -261,7 +262,6 @@ NODE_DEPENDENT_ADDONS = frozenset(
     ]
 )
 FAILED_STATES = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
 
 
 def validate_static_params(module):
@@ -283,10 +283,10 @@ def validate_static_params(module):
     for index, association in enumerate(params["pod_identity_associations"] or []):
         arns.append(("pod_identity_associations[{0}].role_arn".format(index), association["role_arn"]))
     for option, arn in arns:
-        if not ROLE_ARN_RE.match(arn):
-            module.fail_json(
-                msg="{0} {1!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>".format(option, arn)
-            )
+        try:
+            validated_role_arn(arn, option)
+        except ArnError as exc:
+            module.fail_json(msg=str(exc))
     if params["configuration_values"] is not None:
         try:
             params["configuration_values"] = parse_configuration(params["configuration_values"])
