@@ -15,12 +15,13 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import arn_or_
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import partition_of
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_kind
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import role_arn_of_session
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_of
 
 ENTRY_TYPES = ("STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX")
 NODE_ENTRY_TYPES = tuple(t for t in ENTRY_TYPES if t != "STANDARD")
 RESERVED_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 POLICY_ARN_PREFIX = "arn:{partition}:eks::aws:cluster-access-policy/"
-API_MODES = ("API", "API_AND_CONFIG_MAP")
 
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9]+$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -35,8 +36,8 @@ def authentication_mode_problem(cluster_name, cluster):
     """Why access entries cannot be used on this cluster (DescribeCluster dict or None), or None."""
     if cluster is None:
         return "EKS cluster {0!r} does not exist; check cluster_name and region".format(cluster_name)
-    mode = (cluster.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP"
-    if mode not in API_MODES:
+    mode = authentication_mode_of(cluster)
+    if not authentication_mode_includes(mode, "API"):
         return (
             "EKS cluster {0!r} uses authentication mode {1}, which ignores access entries; switch it first with "
             "selfmanaged.eks.eks_cluster (authentication_mode: API_AND_CONFIG_MAP keeps aws-auth working meanwhile; "

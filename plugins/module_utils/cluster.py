@@ -204,7 +204,6 @@ def cluster_settings(cluster):
     """The user-facing settings of a DescribeCluster dict, in module option names (for diffs)."""
     vpc = cluster.get("resourcesVpcConfig") or {}
     network = cluster.get("kubernetesNetworkConfig") or {}
-    access = cluster.get("accessConfig") or {}
     encryption = cluster.get("encryptionConfig") or []
     settings = dict(
         version=cluster.get("version"),
@@ -217,7 +216,7 @@ def cluster_settings(cluster):
         logging=enabled_log_types(cluster),
         service_ipv4_cidr=network.get("serviceIpv4Cidr"),
         ip_family=network.get("ipFamily"),
-        authentication_mode=access.get("authenticationMode"),
+        authentication_mode=authentication_mode_of(cluster),
         secrets_encryption_key_arn=encryption[0].get("provider", {}).get("keyArn") if encryption else None,
         tags=dict(cluster.get("tags") or {}),
     )

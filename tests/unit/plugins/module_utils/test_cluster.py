@@ -354,3 +354,11 @@ def test_authentication_mode_of_reads_both_shapes_and_defaults_to_config_map():
     assert c.authentication_mode_of({"access_config": {"authentication_mode": "API_AND_CONFIG_MAP"}}) == "API_AND_CONFIG_MAP"
     assert c.authentication_mode_of({}) == "CONFIG_MAP"
     assert c.authentication_mode_of(None) == "CONFIG_MAP"
+
+
+def test_a_cluster_without_access_config_reads_as_config_map_and_needs_no_update():
+    cluster = described()
+    cluster.pop("accessConfig", None)
+    current = c.cluster_settings(cluster)
+    assert current["authentication_mode"] == "CONFIG_MAP"
+    assert c.config_updates(current, dict(c.desired_settings({"authentication_mode": "CONFIG_MAP"}))) == []
