@@ -214,13 +214,6 @@ def current_asg_tags(asg):
     return {t["Key"]: (t.get("Value", ""), bool(t.get("PropagateAtLaunch"))) for t in asg.get("Tags") or []}
 
 
-def asg_tag_changes(desired, current, purge=True):
-    """(to_set, to_delete): tags to create or update, keys to remove."""
-    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
-    to_delete = sorted(k for k in current if k not in desired) if purge else []
-    return to_set, to_delete
-
-
 # ---------------------------------------------------------------------------------------
 # Launch template data
 

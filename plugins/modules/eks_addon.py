@@ -218,7 +218,6 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import (
     AddonConfigurationError,
@@ -246,6 +245,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
     describe_or_none,
     wait_until,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 # Add-ons whose pods need a node: DEGRADED is expected while the cluster has none.
 NODE_DEPENDENT_ADDONS = frozenset(
@@ -573,13 +574,8 @@ class AddonManager:
         role_changed = params["service_account_role_arn"] is not None and params["service_account_role_arn"] != (current.get("serviceAccountRoleArn") or "")
         assoc_changed = wanted_assoc is not None and wanted_assoc != have_assoc
         path = upgrade_path(installed, target, versions, params["allow_multi_minor_upgrade"])
-        tags_to_set, tags_to_remove = {}, []
-        if params["tags"] is not None:
-            tags_to_set, tags_to_remove = compare_aws_tags(current.get("tags") or {}, params["tags"], params["purge_tags"])
-        new_tags = dict(current.get("tags") or {})
-        for key in tags_to_remove:
-            new_tags.pop(key, None)
-        new_tags.update(tags_to_set)
+        tags_to_set, tags_to_remove = tag_changes(current.get("tags"), params["tags"], params["purge_tags"])
+        new_tags = tags_after(current.get("tags"), tags_to_set, tags_to_remove)
 
         before = self.view(installed, current.get("configurationValues"), current.get("serviceAccountRoleArn"), have_assoc, current.get("tags"))
         after = self.view(

@@ -228,7 +228,6 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import cluster as logic
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
@@ -237,6 +236,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTim
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 # Polls start fast (updates of small changes finish in seconds) and back off to one
 # DescribeCluster/DescribeUpdate every MAX_POLL_DELAY seconds for the long ones (creation,
@@ -450,19 +451,13 @@ class ClusterManager:
         except logic.ClusterConfigError as exc:
             self.fail("cluster {0}: {1}".format(self.name, exc))
 
-        tags_to_set, tags_to_remove = {}, []
-        if params.get("tags") is not None:
-            tags_to_set, tags_to_remove = compare_aws_tags(current["tags"], params["tags"], params["purge_tags"])
-        tags_after = dict(current["tags"])
-        tags_after.update(tags_to_set)
-        for key in tags_to_remove:
-            tags_after.pop(key, None)
+        tags_to_set, tags_to_remove = tag_changes(current["tags"], params.get("tags"), params["purge_tags"])
 
         if path and params["check_node_skew"]:
             self.check_skew(cluster, path[-1])
 
         changed = bool(config or path or tags_to_set or tags_to_remove)
-        diff = {"before": current, "after": logic.settings_after(current, desired, tags_after)}
+        diff = {"before": current, "after": logic.settings_after(current, desired, tags_after(current["tags"], tags_to_set, tags_to_remove))}
         if self.module.check_mode or not changed:
             planned = [{"type": step[0]} for step in config] + [{"type": "VersionUpdate", "version": v} for v in path]
             return dict(changed=changed, cluster=snake_cluster(cluster), updates=planned, diff=diff)

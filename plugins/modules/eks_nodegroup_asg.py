@@ -547,6 +547,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import nodegroup as ng
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
 from ansible_collections.selfmanaged.eks.plugins.module_utils.max_pods import max_pods_for_instance_types
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import HAS_YAML
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
@@ -898,7 +899,7 @@ class NodeGroup:
         for key, value in changes.items():
             before[key] = asg.get(key)
             after[key] = value
-        tags_to_set, tags_to_delete = ng.asg_tag_changes(self.tags, ng.current_asg_tags(asg), p["purge_tags"])
+        tags_to_set, tags_to_delete = tag_changes(ng.current_asg_tags(asg), self.tags, p["purge_tags"])
         if tags_to_set or tags_to_delete:
             current_tags = ng.current_asg_tags(asg)
             before["Tags"] = {k: current_tags[k][0] for k in sorted(set(tags_to_set) | set(tags_to_delete)) if k in current_tags}

@@ -104,7 +104,6 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import arn_or_none
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import oidc_provider_arn
@@ -115,6 +114,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describ
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import PolicyError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import issuer_host_path
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import normalised_thumbprints
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 AWS_ERRORS = ()
 try:
@@ -189,11 +190,8 @@ def ensure_present(module, iam, arn, provider, issuer, host_path, thumbprints):
     new_thumbprints = thumbprints is not None and thumbprints != before["thumbprints"]
     if new_thumbprints:
         after["thumbprints"] = thumbprints
-    tags_to_set, tags_to_remove = {}, []
-    if params.get("tags") is not None:
-        tags_to_set, tags_to_remove = compare_aws_tags(before["tags"], params["tags"], params["purge_tags"])
-        after["tags"] = dict((k, v) for k, v in before["tags"].items() if k not in tags_to_remove)
-        after["tags"].update(tags_to_set)
+    tags_to_set, tags_to_remove = tag_changes(before["tags"], params.get("tags"), params["purge_tags"])
+    after["tags"] = tags_after(before["tags"], tags_to_set, tags_to_remove)
     changed = bool(add_ids or remove_ids or new_thumbprints or tags_to_set or tags_to_remove)
     diff = {"before": diff_view(before), "after": diff_view(after)}
     if not changed or module.check_mode:

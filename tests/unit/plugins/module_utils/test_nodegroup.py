@@ -144,12 +144,6 @@ def test_cluster_tag_cannot_be_overridden():
         ng.build_asg_tags("demo", "g", user_tags={"kubernetes.io/cluster/demo": "shared"})
 
 
-def test_tag_changes_set_and_purge():
-    desired = {"a": ("1", True), "b": ("2", False)}
-    current = {"a": ("1", True), "b": ("2", True), "old": ("x", True)}
-    assert ng.asg_tag_changes(desired, current) == ({"b": ("2", False)}, ["old"])
-    assert ng.asg_tag_changes(desired, current, purge=False) == ({"b": ("2", False)}, [])
-
 
 # --- launch template data ------------------------------------------------------------------
 
