@@ -187,7 +187,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry impor
     predicted_state,
     readable_state,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster, describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages, aws_client, describe_cluster, describe_or_none
 from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
@@ -197,14 +197,7 @@ def describe_entry(eks, cluster_name, principal_arn):
 
 
 def associated_policies(eks, cluster_name, principal_arn):
-    policies = []
-    kwargs = dict(clusterName=cluster_name, principalArn=principal_arn)
-    while True:
-        page = eks.list_associated_access_policies(aws_retry=True, **kwargs)
-        policies.extend(page.get("associatedAccessPolicies") or [])
-        if not page.get("nextToken"):
-            return policies
-        kwargs["nextToken"] = page["nextToken"]
+    return all_pages(eks.list_associated_access_policies, "associatedAccessPolicies", clusterName=cluster_name, principalArn=principal_arn)
 
 
 def current_state(eks, cluster_name, principal_arn):

@@ -228,7 +228,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages, aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
     TooManyConflicts,
@@ -303,15 +303,8 @@ def caller_uses_access_entry(module, cluster, caller):
     if cluster is None or not authentication_mode_includes(authentication_mode_of(cluster), "API"):
         return False
     try:
-        eks = aws_client(module, "eks")
-        kwargs = dict(clusterName=cluster["name"])
-        while True:
-            page = eks.list_access_entries(aws_retry=True, **kwargs)
-            if any(same_principal(arn, caller) for arn in page.get("accessEntries") or []):
-                return True
-            if not page.get("nextToken"):
-                return False
-            kwargs["nextToken"] = page["nextToken"]
+        entries = all_pages(aws_client(module, "eks").list_access_entries, "accessEntries", clusterName=cluster["name"])
+        return any(same_principal(arn, caller) for arn in entries)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return False  # cannot tell: guard as if aws-auth were the only way in
 
