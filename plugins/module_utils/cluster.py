@@ -178,19 +178,6 @@ def validate_authentication_mode_move(current, desired):
         )
 
 
-def availability_zones_problem(subnets):
-    """Why `subnets` (DescribeSubnets dicts) cannot host a control plane, or None."""
-    zones = sorted({subnet["AvailabilityZone"] for subnet in subnets})
-    if len(zones) < 2:
-        return "subnets {0} are all in {1}; EKS needs subnets in at least two availability zones, add a subnet from another zone".format(
-            ", ".join(sorted(s["SubnetId"] for s in subnets)), ", ".join(zones) or "no zone"
-        )
-    vpcs = sorted({subnet["VpcId"] for subnet in subnets})
-    if len(vpcs) > 1:
-        return "subnets belong to several VPCs ({0}); all cluster subnets must be in one VPC".format(", ".join(vpcs))
-    return None
-
-
 def enabled_log_types(cluster):
     """Sorted log types enabled in a DescribeCluster dict."""
     enabled = set()

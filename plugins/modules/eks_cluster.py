@@ -236,6 +236,9 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTim
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import SubnetError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import describe_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import validated_subnets
 from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
@@ -356,18 +359,14 @@ class ClusterManager:
     # ---- checks that read AWS or Kubernetes ---------------------------------------
 
     def check_subnets(self, subnet_ids):
-        ec2 = aws_client(self.module, "ec2")
         try:
-            subnets = ec2.describe_subnets(SubnetIds=subnet_ids, aws_retry=True)["Subnets"]
-        except botocore.exceptions.ClientError as exc:
-            if "NotFound" in exc.response.get("Error", {}).get("Code", ""):
-                self.fail("subnets {0} not found: {1}; pass existing subnet ids of the cluster's VPC".format(", ".join(subnet_ids), exc))
+            subnets = describe_subnets(aws_client(self.module, "ec2"), subnet_ids)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             self.module.fail_json_aws(exc, msg="cannot describe subnets {0}".format(", ".join(subnet_ids)))
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg="cannot describe subnets {0}".format(", ".join(subnet_ids)))
-        problem = logic.availability_zones_problem(subnets)
-        if problem:
-            self.fail(problem)
+        try:
+            validated_subnets(subnet_ids, subnets)
+        except SubnetError as exc:
+            self.fail(str(exc))
 
     def kubelet_versions(self, cluster):
         # Imported here: only upgrades need the kubernetes library.

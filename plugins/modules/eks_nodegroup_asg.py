@@ -547,6 +547,9 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import nodegroup as ng
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
 from ansible_collections.selfmanaged.eks.plugins.module_utils.max_pods import max_pods_for_instance_types
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import SubnetError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import describe_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import validated_subnets
 from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import HAS_YAML
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
@@ -695,14 +698,14 @@ class NodeGroup:
     def check_subnets(self, cluster):
         p = self.params
         try:
-            subnets = self.ec2.describe_subnets(SubnetIds=p["subnets"], aws_retry=True)["Subnets"] if p["subnets"] else []
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "InvalidSubnetID.NotFound":
-                self.fail("subnets {0}: {1}; check the ids and the region".format(", ".join(p["subnets"]), exc.response["Error"].get("Message", "not found")))
-            raise
-        try:
-            return ng.validate_subnets(p["subnets"], subnets, (cluster.get("resourcesVpcConfig") or {}).get("vpcId"), p["allow_single_az"])
-        except ng.NodeGroupError as exc:
+            return validated_subnets(
+                p["subnets"],
+                describe_subnets(self.ec2, p["subnets"]),
+                (cluster.get("resourcesVpcConfig") or {}).get("vpcId"),
+                p["allow_single_az"],
+                single_az_fix="set allow_single_az for an AZ-bound group",
+            )
+        except SubnetError as exc:
             self.fail(str(exc))
 
     # -- present -------------------------------------------------------------------------
