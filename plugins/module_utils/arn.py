@@ -85,6 +85,11 @@ def partition_of(value, default=DEFAULT_PARTITION):
     return parsed.partition if parsed else default
 
 
+def is_account_id(value):
+    """True for a 12-digit AWS account id (a string: leading zeros count)."""
+    return isinstance(value, str) and bool(_ACCOUNT.match(value))
+
+
 def _is_iam(parsed, resource_type):
     return (
         parsed is not None

@@ -20,7 +20,6 @@ No Ansible imports: the module `eks_aws_auth` drives it, unit tests exercise it 
 
 import copy
 import random
-import re
 import time
 
 try:
@@ -30,6 +29,7 @@ except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import ROLE_ARN_FORM
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import USER_ARN_FORM
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import is_account_id
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_kind
 
 # The ARN rules live in arn.py; these are aws-auth's names for two of them.
@@ -43,7 +43,6 @@ MASTERS_GROUP = "system:masters"
 NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
 USERNAME_TEMPLATES = ("{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{EC2PrivateDNSName}}", "{{AccessKeyID}}")
 
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
 _RUNBOOK = "see docs/runbooks/recovering-aws-auth.md"
 
 
@@ -163,7 +162,7 @@ def desired_entries(params, state):
         for index, item in enumerate(given):
             if section == "mapAccounts":
                 account = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else None
-                if not account or not _ACCOUNT_ID.match(account):
+                if not account or not is_account_id(account):
                     raise AwsAuthError("map_accounts[{0}] {1!r} is not a 12-digit AWS account id; quote it so leading zeros survive".format(index, item))
                 entry = account
             else:

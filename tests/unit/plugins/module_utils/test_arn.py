@@ -133,3 +133,8 @@ def test_callers_refuse_a_made_up_partition_the_same_way():
         desired_entries({"map_roles": [{"rolearn": value, "groups": ["g"]}]}, "present")
     with pytest.raises(arn.ArnError):
         arn.validated_role_arn(value, "service_account_role_arn")
+
+
+@pytest.mark.parametrize("value, expected", [("012345678901", True), ("12345678901", False), ("1234567890123", False), (123456789012, False), ("", False)])
+def test_account_ids_are_twelve_digit_strings(value, expected):
+    assert arn.is_account_id(value) is expected
