@@ -228,7 +228,6 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import cluster as logic
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
