@@ -142,8 +142,10 @@ def resolve_template_versions(ec2, specs):
     return resolved
 
 
-def list_nodes(api_client, label_selector=None):
+def list_nodes(api_client, label_selector=None, timeout=None):
     """Node records of a cluster, 500 a page, sorted by name; optionally only those matching `label_selector`.
+
+    `timeout` (seconds) bounds each request.
 
     Raw GETs (kube.get_json): the generated client's model objects cost seconds for a large node list.
     """
@@ -156,7 +158,7 @@ def list_nodes(api_client, label_selector=None):
             query.append(("labelSelector", label_selector))
         if token:
             query.append(("continue", token))
-        body = get_json(api_client, "/api/v1/nodes", query)
+        body = get_json(api_client, "/api/v1/nodes", query, timeout)
         nodes.extend(compact_node(item) for item in body.get("items", []))
         token = (body.get("metadata") or {}).get("continue")
         if not token:

@@ -249,23 +249,6 @@ MAX_POLL_DELAY = 15.0
 KUBE_REQUEST_TIMEOUT = 30
 
 
-def list_all_nodes(core):
-    """Every Node object, page by page, each request bounded so an unreachable API server fails fast."""
-    nodes = []
-    token = None
-    while True:
-        kwargs = {"limit": 500, "_request_timeout": KUBE_REQUEST_TIMEOUT}
-        if token:
-            kwargs["_continue"] = token
-        page = core.list_node(**kwargs)
-        nodes.extend(page.items)
-        # `_continue` before kubernetes 37, `var_continue` in the pydantic-based client.
-        meta = page.metadata
-        token = (getattr(meta, "var_continue", None) or getattr(meta, "_continue", None)) if meta is not None else None
-        if not token:
-            return nodes
-
-
 def snake_cluster(cluster):
     if not cluster:
         return {}
@@ -368,17 +351,17 @@ class ClusterManager:
             self.fail(str(exc))
 
     def kubelet_versions(self, cluster):
+        """{node name: kubelet version} of the cluster's nodes (the fleet model's node records)."""
         # Imported here: only upgrades need the kubernetes library.
-        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+        from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
+        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import HAS_KUBERNETES, kube_api_client
 
-        try:
-            from kubernetes.client import CoreV1Api
-        except ImportError:
+        if not HAS_KUBERNETES:
             self.fail("the kubernetes Python library is needed to check node versions before an upgrade: pip install kubernetes, or set check_node_skew=false")
         self.module.params["cluster_name"] = self.name
         api = kube_api_client(self.module, cluster)
         try:
-            nodes = list_all_nodes(CoreV1Api(api))
+            nodes = list_nodes(api, timeout=KUBE_REQUEST_TIMEOUT)
         except Exception as exc:  # pylint: disable=broad-except
             self.fail(
                 "cannot list the nodes of cluster {0} to check kubelet versions before the upgrade: {1}; "
@@ -386,12 +369,7 @@ class ClusterManager:
                     self.name, exc
                 )
             )
-        versions = {}
-        for node in nodes:
-            info = node.status.node_info if node.status else None
-            if info is not None and info.kubelet_version:
-                versions[node.metadata.name] = info.kubelet_version
-        return versions
+        return dict((node["name"], node["kubelet_version"]) for node in nodes if node["kubelet_version"])
 
     def check_skew(self, cluster, target):
         problems = logic.kubelet_skew_violations(target, self.kubelet_versions(cluster))
