@@ -50,7 +50,7 @@ def validated_subnets(subnet_ids, subnets, vpc_id=None, allow_single_az=False, s
     zones = sorted(set(s["AvailabilityZone"] for s in found.values()))
     if len(zones) < 2 and not allow_single_az:
         raise SubnetError(
-            "all subnets are in one availability zone ({0}: {1}); EKS needs subnets in at least two availability zones, "
+            "all subnets are in one availability zone ({0}): {1}; EKS needs subnets in at least two availability zones, "
             "add a subnet from another zone{2}".format(zones[0], ", ".join(sorted(found)), ", or " + single_az_fix if single_az_fix else "")
         )
     return zones

@@ -33,7 +33,7 @@ def test_single_az_is_refused_with_the_callers_way_out():
     with pytest.raises(SubnetError) as err:
         validated_subnets(["subnet-a", "subnet-a2"], ONLY_A)
     assert str(err.value) == (
-        "all subnets are in one availability zone (us-east-1a: subnet-a, subnet-a2); EKS needs subnets in at least two "
+        "all subnets are in one availability zone (us-east-1a): subnet-a, subnet-a2; EKS needs subnets in at least two "
         "availability zones, add a subnet from another zone"
     )
     with pytest.raises(SubnetError, match="another zone, or set allow_single_az for an AZ-bound group$"):
