@@ -168,7 +168,9 @@ def planned_changes(current, have_associations, target, params):
     associations_changed = wanted is not None and wanted != have_associations
     to_set, to_remove = tag_changes(current.get("tags"), params["tags"], params["purge_tags"])
 
-    before = addon_view(current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), have_associations, current.get("tags"))
+    before = addon_view(
+        current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), have_associations, current.get("tags")
+    )
     after = addon_view(
         target,
         config if config is not None else current.get("configurationValues"),

@@ -60,7 +60,7 @@ def parse_arn(value):
                 value, "arn:aws:iam::123456789012:role/name"
             )
         )
-    _, partition, service, region, account, resource = fields
+    partition, service, region, account, resource = fields[1:]
     if partition not in PARTITIONS:
         raise ArnError(
             "ARN {0!r} names partition {1!r}, which AWS does not have; use one of {2}".format(value, partition, ", ".join(PARTITIONS))
@@ -104,7 +104,7 @@ def _is_iam(parsed, resource_type):
 def _is_session(parsed):
     if parsed is None or parsed.service != "sts" or parsed.region != "" or not _ACCOUNT.match(parsed.account):
         return False
-    role_name, _, session = parsed.resource.partition("/")
+    role_name, _separator, session = parsed.resource.partition("/")
     return parsed.resource_type == "assumed-role" and bool(_IAM_NAME.match(role_name)) and bool(session)
 
 

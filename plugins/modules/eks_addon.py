@@ -347,9 +347,8 @@ class AddonManager:
             return self.waits_for_nodes(addon)
 
         try:
-            addon = poll(
-                fetch, is_done, logic.describe_state, timeout, "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name), logic.failure_reason
-            )
+            what = "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name)
+            addon = poll(fetch, is_done, logic.describe_state, timeout, what, logic.failure_reason)
         except (WaitTimeout, WaitFailed) as exc:
             self.module.fail_json(msg=str(exc), addon=camel_dict_to_snake_dict(fetch() or {}, ignore_list=["tags"]))
         self.note_degraded(addon)
@@ -502,7 +501,9 @@ class AddonManager:
         if current.get("status") == "DELETING":
             self.wait_gone(params["wait_timeout"])
             return dict(changed=False, addon={})
-        before = logic.addon_view(current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), None, current.get("tags"))
+        before = logic.addon_view(
+            current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), None, current.get("tags")
+        )
         before.pop("pod_identity_associations")
         result = dict(changed=True, addon={}, diff=dict(before=before, after={}))
         if self.module.check_mode:
