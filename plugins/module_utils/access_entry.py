@@ -10,17 +10,19 @@ Pure functions over the shapes of the EKS API (camelCase dicts); the module
 
 import re
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import ROLE_ARN_FORM
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import arn_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import partition_of
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_kind
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import role_arn_of_session
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_of
+
 ENTRY_TYPES = ("STANDARD", "EC2_LINUX", "EC2_WINDOWS", "FARGATE_LINUX", "HYBRID_LINUX")
 NODE_ENTRY_TYPES = tuple(t for t in ENTRY_TYPES if t != "STANDARD")
 RESERVED_PREFIXES = ("system:", "eks:", "aws:", "amazon:", "iam:")
 POLICY_ARN_PREFIX = "arn:{partition}:eks::aws:cluster-access-policy/"
-API_MODES = ("API", "API_AND_CONFIG_MAP")
 
-_PARTITION = r"(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc)"
-_ROLE_ARN = re.compile(r"^arn:" + _PARTITION + r":iam::\d{12}:role/[\w+=,.@/-]+$")
-_USER_ARN = re.compile(r"^arn:" + _PARTITION + r":iam::\d{12}:user/[\w+=,.@/-]+$")
-_ASSUMED_ROLE = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/.+$")
-_POLICY_ARN = re.compile(r"^arn:" + _PARTITION + r":eks::aws:cluster-access-policy/[A-Za-z0-9]+$")
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9]+$")
 _NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _NAMESPACE_PREFIX = re.compile(r"^[a-z0-9][-a-z0-9]*$")
@@ -30,17 +32,12 @@ class AccessEntryError(ValueError):
     """Input EKS would refuse, or a change EKS cannot make; the message says what to do."""
 
 
-def arn_partition(arn):
-    parts = (arn or "").split(":")
-    return parts[1] if len(parts) > 1 and parts[1] else "aws"
-
-
 def authentication_mode_problem(cluster_name, cluster):
     """Why access entries cannot be used on this cluster (DescribeCluster dict or None), or None."""
     if cluster is None:
         return "EKS cluster {0!r} does not exist; check cluster_name and region".format(cluster_name)
-    mode = (cluster.get("accessConfig") or {}).get("authenticationMode") or "CONFIG_MAP"
-    if mode not in API_MODES:
+    mode = authentication_mode_of(cluster)
+    if not authentication_mode_includes(mode, "API"):
         return (
             "EKS cluster {0!r} uses authentication mode {1}, which ignores access entries; switch it first with "
             "selfmanaged.eks.eks_cluster (authentication_mode: API_AND_CONFIG_MAP keeps aws-auth working meanwhile; "
@@ -54,11 +51,21 @@ def expand_policy_arn(value, partition="aws"):
     value = (value or "").strip()
     if _POLICY_NAME.match(value):
         return POLICY_ARN_PREFIX.format(partition=partition) + value
-    if _POLICY_ARN.match(value):
+    if is_access_policy_arn(value):
         return value
     raise AccessEntryError(
         "access policy {0!r} is neither a policy name such as AmazonEKSClusterAdminPolicy nor an ARN "
         "arn:aws:eks::aws:cluster-access-policy/<name>".format(value)
+    )
+
+
+def is_access_policy_arn(value):
+    """arn:<partition>:eks::aws:cluster-access-policy/<name>, in any partition."""
+    parsed = arn_or_none(value)
+    return (
+        parsed is not None
+        and (parsed.service, parsed.region, parsed.account, parsed.resource_type) == ("eks", "", "aws", "cluster-access-policy")
+        and bool(_POLICY_NAME.match(parsed.resource))
     )
 
 
@@ -109,20 +116,18 @@ def _check_name(kind, value):
 
 def validated_principal_arn(arn, entry_type):
     arn = (arn or "").strip()
-    assumed = _ASSUMED_ROLE.match(arn)
-    if assumed:
+    kind = principal_kind(arn)
+    if kind == "assumed-role":
         raise AccessEntryError(
-            "principal_arn {0!r} is an STS session; access entries take the role itself: 'arn:{1}:iam::{2}:role/{3}'".format(
-                arn, assumed.group(1), assumed.group(2), assumed.group(3)
-            )
+            "principal_arn {0!r} is an STS session; access entries take the role itself: {1!r}".format(arn, role_arn_of_session(arn))
         )
-    if _ROLE_ARN.match(arn):
+    if kind == "role":
         return arn
-    if _USER_ARN.match(arn):
+    if kind == "user":
         if entry_type != "STANDARD":
             raise AccessEntryError("principal_arn {0!r} is an IAM user; {1} entries take the node's IAM role ARN".format(arn, entry_type))
         return arn
-    raise AccessEntryError("principal_arn {0!r} is not an IAM role or user ARN (arn:aws:iam::<12-digit account>:role/<name>)".format(arn))
+    raise AccessEntryError("principal_arn {0!r} is not an IAM role or user ARN ({1})".format(arn, ROLE_ARN_FORM))
 
 
 def desired_access_entry(params):
@@ -160,7 +165,7 @@ def desired_access_entry(params):
     if policies is not None:
         desired_policies = []
         seen = {}
-        partition = arn_partition(principal)
+        partition = partition_of(principal)
         for index, policy in enumerate(policies):
             where = "access_policies[{0}]".format(index)
             arn = expand_policy_arn(policy.get("policy_arn"), partition)

@@ -11,6 +11,9 @@ versions with their `compatibilities` (cluster versions), one of them flagged
 
 import re
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import ClusterConfigError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import parse_version
+
 DEFAULT = "default"
 LATEST = "latest"
 
@@ -36,11 +39,11 @@ def version_key(version):
 
 
 def minor_of(version):
-    """(major, minor) of a version string, or None when it is not a version."""
-    numbers = version_key(version)[0]
-    if len(numbers) < 2:
+    """(major, minor) of a version string (`v1.19.2-eksbuild.1` -> (1, 19)), or None when it is not a version."""
+    try:
+        return parse_version(version or "")
+    except ClusterConfigError:
         return None
-    return numbers[:2]
 
 
 def normalize_version(version):

@@ -80,20 +80,36 @@ def describe_or_none(operation, result_key, **params):
         raise
 
 
+def pages(operation, token_key="nextToken", **params):
+    """Each response of a paged AWS call, every call retried (aws_retry=True).
+
+    `token_key` names the continuation field, the same in the request and the response:
+    `nextToken` (EKS), `NextToken` (EC2, Auto Scaling), `Marker` (IAM).
+    """
+    while True:
+        page = operation(aws_retry=True, **params)
+        yield page
+        if not page.get(token_key):
+            return
+        params[token_key] = page[token_key]
+
+
+def all_pages(operation, result_key, token_key="nextToken", **params):
+    """Every item under `result_key` of every page of a paged AWS call (see pages())."""
+    items = []
+    for page in pages(operation, token_key, **params):
+        items.extend(page.get(result_key) or [])
+    return items
+
+
 def all_pages_or_empty(operation, result_key, **params):
     """Every item of a `nextToken`-paged EKS list (retried); [] when the named thing is unknown."""
-    items = []
-    while True:
-        try:
-            page = operation(aws_retry=True, **params)
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in NOT_FOUND_CODES:
-                return items
-            raise
-        items.extend(page.get(result_key, []))
-        if not page.get("nextToken"):
-            return items
-        params["nextToken"] = page["nextToken"]
+    try:
+        return all_pages(operation, result_key, **params)
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) in NOT_FOUND_CODES:
+            return []
+        raise
 
 
 def describe_cluster(eks, name):

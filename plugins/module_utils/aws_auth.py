@@ -36,6 +36,16 @@ try:
 except ImportError:  # pragma: no cover - PyYAML ships with ansible-core
     yaml = None
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import ROLE_ARN_FORM
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import USER_ARN_FORM
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import arn_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import is_account_id
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_kind
+
+# The ARN rules live in arn.py; these are aws-auth's names for two of them.
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_arn_of_caller as caller_mapping_arn
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import role_arn_without_path as strip_role_path
+
 SECTIONS = ("mapRoles", "mapUsers", "mapAccounts")
 ARN_KEYS = {"mapRoles": "rolearn", "mapUsers": "userarn"}
 OPTION_OF_SECTION = {"mapRoles": "map_roles", "mapUsers": "map_users", "mapAccounts": "map_accounts"}
@@ -43,12 +53,8 @@ MASTERS_GROUP = "system:masters"
 NODE_USERNAME = "system:node:{{EC2PrivateDNSName}}"
 USERNAME_TEMPLATES = ("{{AccountID}}", "{{SessionName}}", "{{SessionNameRaw}}", "{{EC2PrivateDNSName}}", "{{AccessKeyID}}")
 
-_ROLE_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):role/(.+)$")
-_USER_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-[a-z]|aws-eusc):iam::(\d{12}):user/(.+)$")
-_ASSUMED_ROLE_ARN = re.compile(r"^arn:([^:]+):sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
 # IAM Identity Center (SSO) roles: AWSReservedSSO_<permission set name>_<16 hex digits>.
 _SSO_ROLE_NAME = re.compile(r"^AWSReservedSSO_(.+)_[0-9a-f]{16}$")
-_ACCOUNT_ID = re.compile(r"^\d{12}$")
 _RUNBOOK = "see docs/runbooks/recovering-aws-auth.md"
 
 
@@ -73,31 +79,17 @@ def entry_field(entry, name):
     return value
 
 
-def strip_role_path(arn):
-    """arn:aws:iam::1:role/path/to/name -> arn:aws:iam::1:role/name; other ARNs unchanged."""
-    match = _ROLE_ARN.match(arn)
-    if not match:
-        return arn
-    return "arn:{0}:iam::{1}:role/{2}".format(match.group(1), match.group(2), match.group(3).split("/")[-1])
-
-
-def caller_mapping_arn(sts_arn):
-    """The ARN an aws-auth entry must name to map this STS caller (assumed-role -> role ARN)."""
-    match = _ASSUMED_ROLE_ARN.match(sts_arn or "")
-    if match:
-        return "arn:{0}:iam::{1}:role/{2}".format(match.group(1), match.group(2), match.group(3))
-    return strip_role_path(sts_arn or "")
-
-
 def _sso_key(partition, account_id, permission_set_name):
     return "sso:{0}:{1}:{2}".format(partition or "aws", account_id, permission_set_name).lower()
 
 
 def sso_key_of_role(arn):
     """The key of the `sso` mapRoles entry that matches this IAM Identity Center role ARN, else None."""
-    match = _ROLE_ARN.match(strip_role_path(arn or ""))
-    name = _SSO_ROLE_NAME.match(match.group(3)) if match else None
-    return _sso_key(match.group(1), match.group(2), name.group(1)) if name else None
+    parsed = arn_or_none(strip_role_path(arn or ""))
+    if parsed is None or principal_kind(arn) != "role":
+        return None
+    name = _SSO_ROLE_NAME.match(parsed.name)
+    return _sso_key(parsed.partition, parsed.account, name.group(1)) if name else None
 
 
 def entry_key(section, value):
@@ -145,19 +137,19 @@ def _validated_arn(section, option, index, arn, warnings):
     if not arn:
         raise AwsAuthError("{0}[{1}] has no {2}; give the IAM {3} ARN".format(option, index, field, "role" if section == "mapRoles" else "user"))
     arn = arn.strip()
-    assumed = _ASSUMED_ROLE_ARN.match(arn)
+    kind = principal_kind(arn)
     if section == "mapRoles":
-        if assumed:
+        if kind == "assumed-role":
             raise AwsAuthError(
                 "{0}[{1}].rolearn {2!r} is an STS assumed-role session ARN; map the role itself: {3!r}".format(
                     option, index, arn, caller_mapping_arn(arn)
                 )
             )
-        if _USER_ARN.match(arn):
+        if kind == "user":
             raise AwsAuthError("{0}[{1}].rolearn {2!r} is an IAM user ARN; put it in map_users as userarn".format(option, index, arn))
-        if not _ROLE_ARN.match(arn):
+        if kind != "role":
             raise AwsAuthError(
-                "{0}[{1}].rolearn {2!r} is not an IAM role ARN (expected arn:aws:iam::<12-digit account>:role/<name>)".format(option, index, arn)
+                "{0}[{1}].rolearn {2!r} is not an IAM role ARN (expected {3})".format(option, index, arn, ROLE_ARN_FORM)
             )
         normalised = strip_role_path(arn)
         if normalised != arn:
@@ -167,16 +159,16 @@ def _validated_arn(section, option, index, arn, warnings):
                 )
             )
         return normalised
-    if assumed:
+    if kind == "assumed-role":
         raise AwsAuthError(
             "{0}[{1}].userarn {2!r} is an STS assumed-role session ARN; map the role in map_roles: {3!r}".format(
                 option, index, arn, caller_mapping_arn(arn)
             )
         )
-    if _ROLE_ARN.match(arn):
+    if kind == "role":
         raise AwsAuthError("{0}[{1}].userarn {2!r} is an IAM role ARN; put it in map_roles as rolearn".format(option, index, arn))
-    if not _USER_ARN.match(arn):
-        raise AwsAuthError("{0}[{1}].userarn {2!r} is not an IAM user ARN (expected arn:aws:iam::<12-digit account>:user/<name>)".format(option, index, arn))
+    if kind != "user":
+        raise AwsAuthError("{0}[{1}].userarn {2!r} is not an IAM user ARN (expected {3})".format(option, index, arn, USER_ARN_FORM))
     return arn
 
 
@@ -199,7 +191,7 @@ def desired_entries(params, state):
         for index, item in enumerate(given):
             if section == "mapAccounts":
                 account = str(item).strip() if isinstance(item, (str, int)) and not isinstance(item, bool) else None
-                if not account or not _ACCOUNT_ID.match(account):
+                if not account or not is_account_id(account):
                     raise AwsAuthError("map_accounts[{0}] {1!r} is not a 12-digit AWS account id; quote it so leading zeros survive".format(index, item))
                 entry = account
             else:

@@ -178,19 +178,6 @@ def validate_authentication_mode_move(current, desired):
         )
 
 
-def availability_zones_problem(subnets):
-    """Why `subnets` (DescribeSubnets dicts) cannot host a control plane, or None."""
-    zones = sorted({subnet["AvailabilityZone"] for subnet in subnets})
-    if len(zones) < 2:
-        return "subnets {0} are all in {1}; EKS needs subnets in at least two availability zones, add a subnet from another zone".format(
-            ", ".join(sorted(s["SubnetId"] for s in subnets)), ", ".join(zones) or "no zone"
-        )
-    vpcs = sorted({subnet["VpcId"] for subnet in subnets})
-    if len(vpcs) > 1:
-        return "subnets belong to several VPCs ({0}); all cluster subnets must be in one VPC".format(", ".join(vpcs))
-    return None
-
-
 def enabled_log_types(cluster):
     """Sorted log types enabled in a DescribeCluster dict."""
     enabled = set()
@@ -204,7 +191,6 @@ def cluster_settings(cluster):
     """The user-facing settings of a DescribeCluster dict, in module option names (for diffs)."""
     vpc = cluster.get("resourcesVpcConfig") or {}
     network = cluster.get("kubernetesNetworkConfig") or {}
-    access = cluster.get("accessConfig") or {}
     encryption = cluster.get("encryptionConfig") or []
     settings = dict(
         version=cluster.get("version"),
@@ -217,7 +203,7 @@ def cluster_settings(cluster):
         logging=enabled_log_types(cluster),
         service_ipv4_cidr=network.get("serviceIpv4Cidr"),
         ip_family=network.get("ipFamily"),
-        authentication_mode=access.get("authenticationMode"),
+        authentication_mode=authentication_mode_of(cluster),
         secrets_encryption_key_arn=encryption[0].get("provider", {}).get("keyArn") if encryption else None,
         tags=dict(cluster.get("tags") or {}),
     )

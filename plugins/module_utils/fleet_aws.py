@@ -15,7 +15,9 @@ try:
 except ImportError:
     pass  # the caller reports the missing library
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_code
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import pages
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import CLUSTER_TAG_PREFIX
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import compact_group
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import compact_instance
@@ -37,12 +39,7 @@ def chunks(items, size):
 
 
 def _asg_pages(autoscaling, **kwargs):
-    while True:
-        page = autoscaling.describe_auto_scaling_groups(aws_retry=True, MaxRecords=ASG_PAGE_SIZE, **kwargs)
-        yield from page.get("AutoScalingGroups", [])
-        if not page.get("NextToken"):
-            return
-        kwargs["NextToken"] = page["NextToken"]
+    return all_pages(autoscaling.describe_auto_scaling_groups, "AutoScalingGroups", "NextToken", MaxRecords=ASG_PAGE_SIZE, **kwargs)
 
 
 def describe_cluster_groups(autoscaling, clusters):
@@ -68,13 +65,8 @@ def describe_groups(autoscaling, names):
 def _describe_instance_pages(ec2, **kwargs):
     # AWS answers a request by instance ids in one response; follow NextToken anyway should a
     # response carry one (moto, for one, pages by 100 reservations even then).
-    while True:
-        response = ec2.describe_instances(aws_retry=True, **kwargs)
-        for reservation in response.get("Reservations", []):
-            yield from reservation.get("Instances", [])
-        if not response.get("NextToken"):
-            return
-        kwargs["NextToken"] = response["NextToken"]
+    for reservation in all_pages(ec2.describe_instances, "Reservations", "NextToken", **kwargs):
+        yield from reservation.get("Instances", [])
 
 
 def describe_instances(ec2, instance_ids):
@@ -123,21 +115,14 @@ def resolve_template_versions(ec2, specs):
     if not specs:
         return resolved
     if len(specs) > 1:
-        token, latest = None, {}
-        while True:
-            kwargs = {"Versions": ["$Latest", "$Default"], "MaxResults": TEMPLATE_VERSION_PAGE}
-            if token:
-                kwargs["NextToken"] = token
-            page = ec2.describe_launch_template_versions(aws_retry=True, **kwargs)
+        latest = {}
+        for page in pages(ec2.describe_launch_template_versions, "NextToken", Versions=["$Latest", "$Default"], MaxResults=TEMPLATE_VERSION_PAGE):
             versions = [v for v in page.get("LaunchTemplateVersions", []) if v["LaunchTemplateId"] in specs]
             _record_versions(resolved, versions)
             for version in versions:
                 latest[version["LaunchTemplateId"]] = max(latest.get(version["LaunchTemplateId"], 0), version["VersionNumber"])
             for template_id, number in latest.items():
                 resolved[template_id]["$Latest"] = resolved[template_id][str(number)]
-            token = page.get("NextToken")
-            if not token:
-                break
     for template_id in sorted(specs):
         missing = sorted(spec for spec in specs[template_id] if spec not in resolved.get(template_id, {}))
         if not missing:
@@ -157,8 +142,10 @@ def resolve_template_versions(ec2, specs):
     return resolved
 
 
-def list_nodes(api_client, label_selector=None):
+def list_nodes(api_client, label_selector=None, timeout=None):
     """Node records of a cluster, 500 a page, sorted by name; optionally only those matching `label_selector`.
+
+    `timeout` (seconds) bounds each request.
 
     Raw GETs (kube.get_json): the generated client's model objects cost seconds for a large node list.
     """
@@ -171,7 +158,7 @@ def list_nodes(api_client, label_selector=None):
             query.append(("labelSelector", label_selector))
         if token:
             query.append(("continue", token))
-        body = get_json(api_client, "/api/v1/nodes", query)
+        body = get_json(api_client, "/api/v1/nodes", query, timeout)
         nodes.extend(compact_node(item) for item in body.get("items", []))
         token = (body.get("metadata") or {}).get("continue")
         if not token:

@@ -11,6 +11,8 @@ plugins/filter/iam_policy.py that the `iam` role calls).
 
 import re
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils import arn
+
 POLICY_VERSION = "2012-10-17"
 
 # The audience EKS-issued service account tokens carry for AWS STS.
@@ -21,7 +23,6 @@ EC2_SERVICE_PRINCIPAL = "ec2.amazonaws.com"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_PROVIDER_ARN = re.compile(r"^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b|aws-iso-e|aws-iso-f|aws-eusc):iam::(\d{12}):oidc-provider/(.+)$")
 
 
 class PolicyError(ValueError):
@@ -48,7 +49,7 @@ def issuer_host_path(issuer):
 
 def oidc_provider_arn(account_id, issuer, partition="aws"):
     """The ARN IAM gives the OIDC provider of `issuer`."""
-    return "arn:{0}:iam::{1}:oidc-provider/{2}".format(partition, account_id, issuer_host_path(issuer))
+    return arn.oidc_provider_arn(partition, account_id, issuer_host_path(issuer))
 
 
 def service_trust_policy(*services):
@@ -82,14 +83,11 @@ def irsa_trust_policy(provider_arn, issuer, namespace, service_account):
     """
     validate_service_account(namespace, service_account)
     host_path = issuer_host_path(issuer)
-    match = _PROVIDER_ARN.match(provider_arn or "")
-    if not match:
-        raise PolicyError(
-            "{0!r} is not an IAM OIDC provider ARN (arn:aws:iam::<account>:oidc-provider/<issuer host/path>); pass the eks_oidc_provider result's arn".format(
-                provider_arn
-            )
-        )
-    if match.group(3) != host_path:
+    try:
+        provider_host_path = arn.parse_oidc_provider_arn(provider_arn)[2]
+    except arn.ArnError as exc:
+        raise PolicyError(str(exc))
+    if provider_host_path != host_path:
         raise PolicyError(
             "OIDC provider {0} does not belong to issuer {1}; pass the provider ARN made for this cluster's issuer".format(provider_arn, issuer)
         )

@@ -156,8 +156,10 @@ def kube_api_client(module, cluster=None):
         module.fail_json(msg=str(exc))
 
 
-def get_json(api_client, path, query=None):
+def get_json(api_client, path, query=None, timeout=None):
     """GET `path` (with `query`, a list of (name, value)) as parsed JSON, without building the client's model objects.
+
+    `timeout` (seconds) bounds the request, so that an unreachable API server fails fast.
 
     The generated API classes of kubernetes >= 35 import and validate thousands of pydantic
     models, which costs seconds for a large list; a plain GET costs milliseconds. Raises the
@@ -170,13 +172,13 @@ def get_json(api_client, path, query=None):
         method, url, headers, _body, _post = api_client.param_serialize(
             "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
         )
-        response = api_client.call_api(method, url, header_params=headers)
+        response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
         response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
         return json.loads(response.data)
     response = api_client.call_api(
         path, "GET", query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
-        _preload_content=False, _return_http_data_only=True,
+        _preload_content=False, _return_http_data_only=True, _request_timeout=timeout,
     )
     return json.loads(response.data)

@@ -125,30 +125,6 @@ def validate_sizes(min_size, max_size, desired_capacity=None):
             raise NodeGroupError("desired_capacity {0} is below min_size {1}; lower min_size or raise desired_capacity".format(desired_capacity, min_size))
 
 
-def validate_subnets(subnet_ids, subnets, cluster_vpc_id=None, allow_single_az=False):
-    """Check DescribeSubnets `subnets` for `subnet_ids`: all found, one VPC (the cluster's), several AZs."""
-    if not subnet_ids:
-        raise NodeGroupError("subnets is empty; give the private subnet ids the nodes should run in (several AZs)")
-    found = {s["SubnetId"]: s for s in subnets}
-    missing = [s for s in subnet_ids if s not in found]
-    if missing:
-        raise NodeGroupError("subnets {0} do not exist in this region; check the ids and the region".format(", ".join(missing)))
-    vpcs = sorted(set(s["VpcId"] for s in found.values()))
-    if len(vpcs) > 1:
-        by_vpc = ", ".join("{0} in {1}".format(s["SubnetId"], s["VpcId"]) for s in sorted(found.values(), key=lambda s: s["SubnetId"]))
-        raise NodeGroupError("subnets span several VPCs ({0}); give subnets of one VPC, the cluster's".format(by_vpc))
-    if cluster_vpc_id and vpcs[0] != cluster_vpc_id:
-        raise NodeGroupError(
-            "subnets {0} are in {1}, not in the cluster's VPC {2}; give subnets of {2}".format(", ".join(subnet_ids), vpcs[0], cluster_vpc_id)
-        )
-    zones = sorted(set(s["AvailabilityZone"] for s in found.values()))
-    if len(zones) < 2 and not allow_single_az:
-        raise NodeGroupError(
-            "all subnets are in one availability zone ({0}); give subnets in two or more AZs, or set allow_single_az for an AZ-bound group".format(zones[0])
-        )
-    return zones
-
-
 def validate_instance_types(instance_types):
     if not instance_types:
         raise NodeGroupError("instance_types is empty; give at least one instance type (for example m5.large)")
@@ -212,13 +188,6 @@ def asg_tag_list(asg_name, tags):
 
 def current_asg_tags(asg):
     return {t["Key"]: (t.get("Value", ""), bool(t.get("PropagateAtLaunch"))) for t in asg.get("Tags") or []}
-
-
-def asg_tag_changes(desired, current, purge=True):
-    """(to_set, to_delete): tags to create or update, keys to remove."""
-    to_set = {k: v for k, v in desired.items() if current.get(k) != v}
-    to_delete = sorted(k for k in current if k not in desired) if purge else []
-    return to_set, to_delete
 
 
 # ---------------------------------------------------------------------------------------

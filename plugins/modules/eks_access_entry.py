@@ -177,7 +177,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry import (
     AccessEntryError,
     authentication_mode_problem,
@@ -188,7 +187,9 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.access_entry impor
     predicted_state,
     readable_state,
 )
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster, describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages, aws_client, describe_cluster, describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 
 def describe_entry(eks, cluster_name, principal_arn):
@@ -196,14 +197,7 @@ def describe_entry(eks, cluster_name, principal_arn):
 
 
 def associated_policies(eks, cluster_name, principal_arn):
-    policies = []
-    kwargs = dict(clusterName=cluster_name, principalArn=principal_arn)
-    while True:
-        page = eks.list_associated_access_policies(aws_retry=True, **kwargs)
-        policies.extend(page.get("associatedAccessPolicies") or [])
-        if not page.get("nextToken"):
-            return policies
-        kwargs["nextToken"] = page["nextToken"]
+    return all_pages(eks.list_associated_access_policies, "associatedAccessPolicies", clusterName=cluster_name, principalArn=principal_arn)
 
 
 def current_state(eks, cluster_name, principal_arn):
@@ -223,8 +217,8 @@ def ensure_present(module, eks, cluster_name, desired, entry, policies, tags):
     updates = entry_updates(entry or {}, desired) if entry is not None else {}
     associate, disassociate = policy_changes(policies, desired["accessPolicies"], params["purge_access_policies"])
     tags_to_set, tags_to_remove = {}, []
-    if entry is not None and desired["tags"] is not None:
-        tags_to_set, tags_to_remove = compare_aws_tags(tags, desired["tags"], params["purge_tags"])
+    if entry is not None:
+        tags_to_set, tags_to_remove = tag_changes(tags, desired["tags"], params["purge_tags"])
     changed = entry is None or bool(updates or associate or disassociate or tags_to_set or tags_to_remove)
     if not changed or module.check_mode:
         return changed
@@ -313,10 +307,9 @@ def main():
             if changed and not module.check_mode:
                 after = readable_state(*current_state(eks, cluster_name, principal_arn))
             else:
-                tags_after = tags
-                if desired["tags"] is not None:
-                    tags_after = dict(desired["tags"]) if params["purge_tags"] else dict(tags, **desired["tags"])
-                after = predicted_state(entry, policies, tags, desired, params["purge_access_policies"], tags_after)
+                after = predicted_state(
+                    entry, policies, tags, desired, params["purge_access_policies"], tags_after(tags, *tag_changes(tags, desired["tags"], params["purge_tags"]))
+                )
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="access entry of {0} on cluster {1}".format(principal_arn, cluster_name))
 

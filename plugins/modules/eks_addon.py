@@ -210,7 +210,6 @@ diff:
   type: dict
 """
 
-import re
 import uuid
 
 try:
@@ -219,79 +218,38 @@ except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import (
-    AddonConfigurationError,
-    parse_configuration,
-    render_configuration,
-    schema_errors,
-)
-from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import (
-    AddonVersionError,
-    compatible_versions,
-    is_downgrade,
-    is_keyword,
-    resolve_version,
-    upgrade_path,
-)
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import (
-    EksAWSModule,
-    WaitFailed,
-    WaitTimeout,
-    all_pages_or_empty,
-    aws_client,
-    describe_cluster,
-    describe_or_none,
-    wait_until,
-)
-
-# Add-ons whose pods need a node: DEGRADED is expected while the cluster has none.
-NODE_DEPENDENT_ADDONS = frozenset(
-    [
-        "coredns",
-        "aws-ebs-csi-driver",
-        "aws-efs-csi-driver",
-        "snapshot-controller",
-        "aws-mountpoint-s3-csi-driver",
-        "aws-guardduty-agent",
-        "amazon-cloudwatch-observability",
-        "adot",
-        "metrics-server",
-    ]
-)
-FAILED_STATES = ("CREATE_FAILED", "UPDATE_FAILED", "DELETE_FAILED")
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
+from ansible_collections.selfmanaged.eks.plugins.module_utils import addon as logic
+from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import AddonConfigurationError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import parse_configuration
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_config import schema_errors
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import AddonVersionError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import compatible_versions
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import is_downgrade
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import is_keyword
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import resolve_version
+from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions import upgrade_path
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 
 
 def validate_static_params(module):
     """Every check that needs no AWS call: fail before anything happens."""
     params = module.params
-    create = params["resolve_conflicts_on_create"]
-    if create is not None:
-        if create.upper() == "PRESERVE":
-            module.fail_json(
-                msg="resolve_conflicts_on_create PRESERVE is not allowed: EKS accepts PRESERVE only when updating an add-on; "
-                "use NONE or OVERWRITE on create and put PRESERVE in resolve_conflicts_on_update"
-            )
-        if create.upper() not in ("NONE", "OVERWRITE"):
-            module.fail_json(msg="resolve_conflicts_on_create {0!r} is not valid; use NONE or OVERWRITE".format(create))
-        params["resolve_conflicts_on_create"] = create.upper()
-    arns = []
-    if params["service_account_role_arn"]:
-        arns.append(("service_account_role_arn", params["service_account_role_arn"]))
-    for index, association in enumerate(params["pod_identity_associations"] or []):
-        arns.append(("pod_identity_associations[{0}].role_arn".format(index), association["role_arn"]))
-    for option, arn in arns:
-        if not ROLE_ARN_RE.match(arn):
-            module.fail_json(
-                msg="{0} {1!r} is not an IAM role ARN; expected arn:aws:iam::<12-digit account>:role/<name>".format(option, arn)
-            )
-    if params["configuration_values"] is not None:
-        try:
+    try:
+        params["resolve_conflicts_on_create"] = logic.validated_create_conflicts(params["resolve_conflicts_on_create"])
+        logic.check_role_arns(params["service_account_role_arn"], params["pod_identity_associations"])
+        if params["configuration_values"] is not None:
             params["configuration_values"] = parse_configuration(params["configuration_values"])
-        except AddonConfigurationError as exc:
-            module.fail_json(msg=str(exc))
+    except (logic.AddonError, AddonConfigurationError) as exc:
+        module.fail_json(msg=str(exc))
 
 
 def describe_addon(eks, cluster_name, name):
@@ -311,46 +269,13 @@ def unknown_addon_message(eks, name, cluster_version):
     return "unknown add-on name {0!r}; add-ons available for Kubernetes {1}: {2}".format(name, cluster_version, ", ".join(known) or "none")
 
 
-def association_id(arn):
-    return arn.rsplit("/", 1)[-1]
-
-
 def current_associations(eks, cluster_name, addon):
     """[{service_account, role_arn}] of the add-on's Pod Identity associations, sorted."""
     found = []
     for arn in addon.get("podIdentityAssociations") or []:
-        association = eks.describe_pod_identity_association(clusterName=cluster_name, associationId=association_id(arn), aws_retry=True)["association"]
+        association = eks.describe_pod_identity_association(clusterName=cluster_name, associationId=logic.association_id(arn), aws_retry=True)["association"]
         found.append({"service_account": association["serviceAccount"], "role_arn": association["roleArn"]})
     return sorted(found, key=lambda a: (a["service_account"], a["role_arn"]))
-
-
-def wanted_associations(params):
-    if params["pod_identity_associations"] is None:
-        return None
-    return sorted(
-        ({"service_account": a["service_account"], "role_arn": a["role_arn"]} for a in params["pod_identity_associations"]),
-        key=lambda a: (a["service_account"], a["role_arn"]),
-    )
-
-
-def api_associations(associations):
-    return [{"serviceAccount": a["service_account"], "roleArn": a["role_arn"]} for a in associations]
-
-
-def health_text(addon):
-    issues = ((addon or {}).get("health") or {}).get("issues") or []
-    if not issues:
-        return "no health issues reported"
-    return "; ".join(
-        "{0}: {1}{2}".format(i.get("code"), i.get("message"), " ({0})".format(", ".join(i["resourceIds"])) if i.get("resourceIds") else "")
-        for i in issues
-    )
-
-
-def describe_state(addon):
-    if addon is None:
-        return "not found"
-    return "{0} at {1} ({2})".format(addon.get("status"), addon.get("addonVersion"), health_text(addon))
 
 
 # Most add-on changes settle within seconds: poll often at first, backing off to every few seconds.
@@ -364,7 +289,7 @@ def poll(fetch, is_done, describe, timeout, what, is_failed):
 
 
 class NodeCounter:
-    """Counts Ready, schedulable nodes through the Kubernetes API (None when it cannot be reached)."""
+    """Counts available (Ready, schedulable) nodes with the fleet model; None when the Kubernetes API cannot be reached."""
 
     def __init__(self, module, cluster):
         self.module = module
@@ -372,29 +297,21 @@ class NodeCounter:
         self.error = None
         self._api = None
 
-    def ready_nodes(self):
+    def available_nodes(self):
         try:
             if self._api is None:
-                from kubernetes.client import CoreV1Api
-
+                from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
                 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import cluster_not_ready_message, kube_api_client
 
                 problem = cluster_not_ready_message(self.module.params["cluster_name"], self.cluster)
                 if problem:
                     raise RuntimeError(problem)
-                self._api = CoreV1Api(kube_api_client(self.module, self.cluster))
-            nodes = self._api.list_node().items
+                self._api = kube_api_client(self.module, self.cluster)
+            nodes = list_nodes(self._api)
         except Exception as exc:  # pylint: disable=broad-except
             self.error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             return None
-        ready = 0
-        for node in nodes:
-            if node.spec and node.spec.unschedulable:
-                continue
-            conditions = (node.status.conditions if node.status else None) or []
-            if any(c.type == "Ready" and c.status == "True" for c in conditions):
-                ready += 1
-        return ready
+        return sum(1 for node in nodes if fleet.is_available(node))
 
 
 class AddonManager:
@@ -411,16 +328,12 @@ class AddonManager:
     # -- waiting ---------------------------------------------------------------------------
 
     def waits_for_nodes(self, addon):
-        """True when `addon` is DEGRADED only because the cluster has no Ready node."""
-        if addon is None or addon.get("status") != "DEGRADED" or self.name not in NODE_DEPENDENT_ADDONS:
+        """True when `addon` is DEGRADED only because the cluster has no available node."""
+        if not logic.degraded_for_want_of_nodes(self.name, addon, 0):
             return False
         if self.nodes is None:
             self.nodes = NodeCounter(self.module, self.cluster)
-        count = self.nodes.ready_nodes()
-        if count is None:
-            # Without the Kubernetes API, trust the health issues: a replica shortfall means no node runs the pods.
-            return True
-        return count == 0
+        return logic.degraded_for_want_of_nodes(self.name, addon, self.nodes.available_nodes())
 
     def wait_settled(self, timeout):
         def fetch():
@@ -433,15 +346,9 @@ class AddonManager:
                 return True
             return self.waits_for_nodes(addon)
 
-        def is_failed(addon):
-            if addon is None:
-                return "the add-on disappeared"
-            if addon.get("status") in FAILED_STATES:
-                return "status {0}, health issues: {1}".format(addon["status"], health_text(addon))
-            return None
-
         try:
-            addon = poll(fetch, is_done, describe_state, timeout, "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name), is_failed)
+            what = "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name)
+            addon = poll(fetch, is_done, logic.describe_state, timeout, what, logic.failure_reason)
         except (WaitTimeout, WaitFailed) as exc:
             self.module.fail_json(msg=str(exc), addon=camel_dict_to_snake_dict(fetch() or {}, ignore_list=["tags"]))
         self.note_degraded(addon)
@@ -455,7 +362,7 @@ class AddonManager:
                 how = " (the Kubernetes API could not be asked for nodes: {0}; going by the health issues)".format(self.nodes.error)
             self.module.warn(
                 "add-on {0} is DEGRADED because cluster {1} has no Ready node yet{2}; it becomes ACTIVE once nodes join. Health: {3}".format(
-                    self.name, self.cluster_name, how, health_text(addon)
+                    self.name, self.cluster_name, how, logic.health_text(addon)
                 )
             )
         else:
@@ -467,11 +374,11 @@ class AddonManager:
 
         def is_failed(addon):
             if addon and addon.get("status") == "DELETE_FAILED":
-                return "status DELETE_FAILED, health issues: {0}".format(health_text(addon))
+                return "status DELETE_FAILED, health issues: {0}".format(logic.health_text(addon))
             return None
 
         try:
-            poll(fetch, lambda a: a is None, describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
+            poll(fetch, lambda a: a is None, logic.describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
         except (WaitTimeout, WaitFailed) as exc:
             self.module.fail_json(msg=str(exc))
 
@@ -516,85 +423,41 @@ class AddonManager:
                 schema_errors=errors,
             )
 
-    def view(self, version, configuration, role_arn, associations, tags):
-        return {
-            "addon_version": version,
-            "configuration_values": parse_configuration(configuration),
-            "service_account_role_arn": role_arn or None,
-            "pod_identity_associations": associations,
-            "tags": tags or {},
-        }
-
     # -- present ---------------------------------------------------------------------------
 
     def ensure_present(self):
-        params = self.params
         current = describe_addon(self.eks, self.cluster_name, self.name)
         target, versions = self.target_version(current)
         self.check_configuration(target)
-        wanted_assoc = wanted_associations(params)
         if current is None:
-            return self.create(target, wanted_assoc)
-        return self.update(current, target, versions, wanted_assoc)
+            return self.create(target)
+        return self.update(current, target, versions)
 
-    def create(self, target, wanted_assoc):
+    def create(self, target):
         params = self.params
-        config = params["configuration_values"]
-        after = self.view(target, config, params["service_account_role_arn"], wanted_assoc or [], params["tags"])
+        wanted_assoc = logic.wanted_associations(params["pod_identity_associations"])
+        after = logic.addon_view(target, params["configuration_values"], params["service_account_role_arn"], wanted_assoc or [], params["tags"])
         result = dict(changed=True, resolved_version=target, upgrade_path=[], addon={}, degraded_without_nodes=False)
         result["diff"] = dict(before={}, after=after)
         if self.module.check_mode:
             return result
-        request = dict(clusterName=self.cluster_name, addonName=self.name, addonVersion=target, clientRequestToken=str(uuid.uuid4()))
-        if config:
-            request["configurationValues"] = render_configuration(config)
-        if params["service_account_role_arn"]:
-            request["serviceAccountRoleArn"] = params["service_account_role_arn"]
-        if params["resolve_conflicts_on_create"]:
-            request["resolveConflicts"] = params["resolve_conflicts_on_create"]
-        if params["tags"]:
-            request["tags"] = params["tags"]
-        if wanted_assoc:
-            request["podIdentityAssociations"] = api_associations(wanted_assoc)
-        addon = self.eks.create_addon(aws_retry=True, **request)["addon"]
+        request = logic.create_request(self.cluster_name, self.name, target, params, wanted_assoc)
+        addon = self.eks.create_addon(aws_retry=True, clientRequestToken=str(uuid.uuid4()), **request)["addon"]
         if params["wait"]:
             addon = self.wait_settled(params["wait_timeout"])
         result["addon"] = camel_dict_to_snake_dict(addon, ignore_list=["tags"])
         result["degraded_without_nodes"] = self.degraded_without_nodes
         return result
 
-    def update(self, current, target, versions, wanted_assoc):
+    def update(self, current, target, versions):
         params = self.params
-        installed = current.get("addonVersion")
-        config = params["configuration_values"]
-        have_assoc = current_associations(self.eks, self.cluster_name, current) if wanted_assoc is not None else None
-
-        config_changed = config is not None and parse_configuration(current.get("configurationValues")) != config
-        role_changed = params["service_account_role_arn"] is not None and params["service_account_role_arn"] != (current.get("serviceAccountRoleArn") or "")
-        assoc_changed = wanted_assoc is not None and wanted_assoc != have_assoc
-        path = upgrade_path(installed, target, versions, params["allow_multi_minor_upgrade"])
-        tags_to_set, tags_to_remove = {}, []
-        if params["tags"] is not None:
-            tags_to_set, tags_to_remove = compare_aws_tags(current.get("tags") or {}, params["tags"], params["purge_tags"])
-        new_tags = dict(current.get("tags") or {})
-        for key in tags_to_remove:
-            new_tags.pop(key, None)
-        new_tags.update(tags_to_set)
-
-        before = self.view(installed, current.get("configurationValues"), current.get("serviceAccountRoleArn"), have_assoc, current.get("tags"))
-        after = self.view(
-            target,
-            config if config is not None else current.get("configurationValues"),
-            params["service_account_role_arn"] if params["service_account_role_arn"] is not None else current.get("serviceAccountRoleArn"),
-            wanted_assoc if wanted_assoc is not None else have_assoc,
-            new_tags,
-        )
-        if have_assoc is None:
-            before.pop("pod_identity_associations")
-            after.pop("pod_identity_associations")
-        needs_update = bool(path) or config_changed or role_changed or assoc_changed
-        changed = needs_update or bool(tags_to_set) or bool(tags_to_remove)
-        result = dict(changed=changed, resolved_version=target, upgrade_path=path, diff=dict(before=before, after=after))
+        have_assoc = current_associations(self.eks, self.cluster_name, current) if params["pod_identity_associations"] is not None else None
+        changes = logic.planned_changes(current, have_assoc, target, params)
+        fields = logic.update_fields(changes)
+        path = upgrade_path(current.get("addonVersion"), target, versions, params["allow_multi_minor_upgrade"])
+        needs_update = bool(path) or bool(fields)
+        changed = needs_update or bool(changes["tags_to_set"]) or bool(changes["tags_to_remove"])
+        result = dict(changed=changed, resolved_version=target, upgrade_path=path, diff=dict(before=changes["before"], after=changes["after"]))
         if not changed:
             self.note_degraded(current)
             result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=self.degraded_without_nodes)
@@ -603,10 +466,10 @@ class AddonManager:
             result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=False)
             return result
 
-        if tags_to_remove:
-            self.eks.untag_resource(resourceArn=current["addonArn"], tagKeys=tags_to_remove, aws_retry=True)
-        if tags_to_set:
-            self.eks.tag_resource(resourceArn=current["addonArn"], tags=tags_to_set, aws_retry=True)
+        if changes["tags_to_remove"]:
+            self.eks.untag_resource(resourceArn=current["addonArn"], tagKeys=changes["tags_to_remove"], aws_retry=True)
+        if changes["tags_to_set"]:
+            self.eks.tag_resource(resourceArn=current["addonArn"], tags=changes["tags_to_set"], aws_retry=True)
 
         if needs_update:
             if current.get("status") in ("CREATING", "UPDATING"):
@@ -618,13 +481,7 @@ class AddonManager:
                 if params["resolve_conflicts_on_update"]:
                     request["resolveConflicts"] = params["resolve_conflicts_on_update"]
                 if last:
-                    if config_changed:
-                        # "{}" rather than "" to clear: an explicit empty document.
-                        request["configurationValues"] = render_configuration(config) or "{}"
-                    if role_changed:
-                        request["serviceAccountRoleArn"] = params["service_account_role_arn"]
-                    if assoc_changed:
-                        request["podIdentityAssociations"] = api_associations(wanted_assoc)
+                    request.update(fields)
                 self.eks.update_addon(aws_retry=True, **request)
                 if not last or params["wait"]:
                     self.wait_settled(params["wait_timeout"])
@@ -644,7 +501,9 @@ class AddonManager:
         if current.get("status") == "DELETING":
             self.wait_gone(params["wait_timeout"])
             return dict(changed=False, addon={})
-        before = self.view(current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), None, current.get("tags"))
+        before = logic.addon_view(
+            current.get("addonVersion"), current.get("configurationValues"), current.get("serviceAccountRoleArn"), None, current.get("tags")
+        )
         before.pop("pod_identity_associations")
         result = dict(changed=True, addon={}, diff=dict(before=before, after={}))
         if self.module.check_mode:

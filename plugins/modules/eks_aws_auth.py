@@ -234,7 +234,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, aws_client, describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages, aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     AwsAuthError,
     TooManyConflicts,
@@ -247,6 +247,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
     same_principal,
     write_with_retries,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_of
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeConnectionError, connection_method, kube_api_client
 
 NAMESPACE = "kube-system"
@@ -304,18 +306,11 @@ def caller_identity_arn(module):
 
 def caller_uses_access_entry(module, cluster, caller):
     """True when the cluster maps the caller through an access entry, which wins over aws-auth (API_AND_CONFIG_MAP)."""
-    if cluster is None or (cluster.get("accessConfig") or {}).get("authenticationMode") not in ("API", "API_AND_CONFIG_MAP"):
+    if cluster is None or not authentication_mode_includes(authentication_mode_of(cluster), "API"):
         return False
     try:
-        eks = aws_client(module, "eks")
-        kwargs = dict(clusterName=cluster["name"])
-        while True:
-            page = eks.list_access_entries(aws_retry=True, **kwargs)
-            if any(same_principal(arn, caller) for arn in page.get("accessEntries") or []):
-                return True
-            if not page.get("nextToken"):
-                return False
-            kwargs["nextToken"] = page["nextToken"]
+        entries = all_pages(aws_client(module, "eks").list_access_entries, "accessEntries", clusterName=cluster["name"])
+        return any(same_principal(arn, caller) for arn in entries)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError):
         return False  # cannot tell: guard as if aws-auth were the only way in
 
@@ -431,7 +426,7 @@ def main():
             cluster = describe_cluster(aws_client(module, "eks"), module.params["cluster_name"])
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             module.fail_json_aws(exc, msg="cannot describe EKS cluster {0}".format(module.params["cluster_name"]))
-        if cluster and (cluster.get("accessConfig") or {}).get("authenticationMode") == "API":
+        if cluster and not authentication_mode_includes(authentication_mode_of(cluster), "CONFIG_MAP"):
             module.warn(
                 "EKS cluster {0} uses authentication mode API, which ignores aws-auth; manage access with "
                 "selfmanaged.eks.eks_access_entry instead".format(module.params["cluster_name"])

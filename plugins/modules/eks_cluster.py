@@ -228,8 +228,6 @@ except ImportError:
 
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import cluster as logic
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed
@@ -237,6 +235,11 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTim
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import SubnetError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import describe_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import validated_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 # Polls start fast (updates of small changes finish in seconds) and back off to one
 # DescribeCluster/DescribeUpdate every MAX_POLL_DELAY seconds for the long ones (creation,
@@ -244,23 +247,6 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_un
 FIRST_POLL_DELAY = 0.5
 MAX_POLL_DELAY = 15.0
 KUBE_REQUEST_TIMEOUT = 30
-
-
-def list_all_nodes(core):
-    """Every Node object, page by page, each request bounded so an unreachable API server fails fast."""
-    nodes = []
-    token = None
-    while True:
-        kwargs = {"limit": 500, "_request_timeout": KUBE_REQUEST_TIMEOUT}
-        if token:
-            kwargs["_continue"] = token
-        page = core.list_node(**kwargs)
-        nodes.extend(page.items)
-        # `_continue` before kubernetes 37, `var_continue` in the pydantic-based client.
-        meta = page.metadata
-        token = (getattr(meta, "var_continue", None) or getattr(meta, "_continue", None)) if meta is not None else None
-        if not token:
-            return nodes
 
 
 def snake_cluster(cluster):
@@ -355,31 +341,27 @@ class ClusterManager:
     # ---- checks that read AWS or Kubernetes ---------------------------------------
 
     def check_subnets(self, subnet_ids):
-        ec2 = aws_client(self.module, "ec2")
         try:
-            subnets = ec2.describe_subnets(SubnetIds=subnet_ids, aws_retry=True)["Subnets"]
-        except botocore.exceptions.ClientError as exc:
-            if "NotFound" in exc.response.get("Error", {}).get("Code", ""):
-                self.fail("subnets {0} not found: {1}; pass existing subnet ids of the cluster's VPC".format(", ".join(subnet_ids), exc))
+            subnets = describe_subnets(aws_client(self.module, "ec2"), subnet_ids)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             self.module.fail_json_aws(exc, msg="cannot describe subnets {0}".format(", ".join(subnet_ids)))
-        except botocore.exceptions.BotoCoreError as exc:
-            self.module.fail_json_aws(exc, msg="cannot describe subnets {0}".format(", ".join(subnet_ids)))
-        problem = logic.availability_zones_problem(subnets)
-        if problem:
-            self.fail(problem)
+        try:
+            validated_subnets(subnet_ids, subnets)
+        except SubnetError as exc:
+            self.fail(str(exc))
 
     def kubelet_versions(self, cluster):
+        """{node name: kubelet version} of the cluster's nodes (the fleet model's node records)."""
         # Imported here: only upgrades need the kubernetes library.
-        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+        from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
+        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import HAS_KUBERNETES, kube_api_client
 
-        try:
-            from kubernetes.client import CoreV1Api
-        except ImportError:
+        if not HAS_KUBERNETES:
             self.fail("the kubernetes Python library is needed to check node versions before an upgrade: pip install kubernetes, or set check_node_skew=false")
         self.module.params["cluster_name"] = self.name
         api = kube_api_client(self.module, cluster)
         try:
-            nodes = list_all_nodes(CoreV1Api(api))
+            nodes = list_nodes(api, timeout=KUBE_REQUEST_TIMEOUT)
         except Exception as exc:  # pylint: disable=broad-except
             self.fail(
                 "cannot list the nodes of cluster {0} to check kubelet versions before the upgrade: {1}; "
@@ -387,12 +369,7 @@ class ClusterManager:
                     self.name, exc
                 )
             )
-        versions = {}
-        for node in nodes:
-            info = node.status.node_info if node.status else None
-            if info is not None and info.kubelet_version:
-                versions[node.metadata.name] = info.kubelet_version
-        return versions
+        return dict((node["name"], node["kubelet_version"]) for node in nodes if node["kubelet_version"])
 
     def check_skew(self, cluster, target):
         problems = logic.kubelet_skew_violations(target, self.kubelet_versions(cluster))
@@ -450,19 +427,13 @@ class ClusterManager:
         except logic.ClusterConfigError as exc:
             self.fail("cluster {0}: {1}".format(self.name, exc))
 
-        tags_to_set, tags_to_remove = {}, []
-        if params.get("tags") is not None:
-            tags_to_set, tags_to_remove = compare_aws_tags(current["tags"], params["tags"], params["purge_tags"])
-        tags_after = dict(current["tags"])
-        tags_after.update(tags_to_set)
-        for key in tags_to_remove:
-            tags_after.pop(key, None)
+        tags_to_set, tags_to_remove = tag_changes(current["tags"], params.get("tags"), params["purge_tags"])
 
         if path and params["check_node_skew"]:
             self.check_skew(cluster, path[-1])
 
         changed = bool(config or path or tags_to_set or tags_to_remove)
-        diff = {"before": current, "after": logic.settings_after(current, desired, tags_after)}
+        diff = {"before": current, "after": logic.settings_after(current, desired, tags_after(current["tags"], tags_to_set, tags_to_remove))}
         if self.module.check_mode or not changed:
             planned = [{"type": step[0]} for step in config] + [{"type": "VersionUpdate", "version": v} for v in path]
             return dict(changed=changed, cluster=snake_cluster(cluster), updates=planned, diff=diff)

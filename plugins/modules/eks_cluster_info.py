@@ -79,20 +79,13 @@ except ImportError:
 from ansible.module_utils.common.dict_transformations import camel_dict_to_snake_dict
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 
 
 def cluster_names(eks):
-    names = []
-    token = None
-    while True:
-        kwargs = {"nextToken": token} if token else {}
-        page = eks.list_clusters(aws_retry=True, **kwargs)
-        names.extend(page.get("clusters", []))
-        token = page.get("nextToken")
-        if not token:
-            return sorted(names)
+    return sorted(all_pages(eks.list_clusters, "clusters"))
 
 
 def main():

@@ -558,6 +558,10 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import nodegroup as ng
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
 from ansible_collections.selfmanaged.eks.plugins.module_utils.max_pods import max_pods_for_instance_types
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import SubnetError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import describe_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.subnets import validated_subnets
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import HAS_YAML
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
@@ -712,14 +716,14 @@ class NodeGroup:
     def check_subnets(self, cluster):
         p = self.params
         try:
-            subnets = self.ec2.describe_subnets(SubnetIds=p["subnets"], aws_retry=True)["Subnets"] if p["subnets"] else []
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) == "InvalidSubnetID.NotFound":
-                self.fail("subnets {0}: {1}; check the ids and the region".format(", ".join(p["subnets"]), exc.response["Error"].get("Message", "not found")))
-            raise
-        try:
-            return ng.validate_subnets(p["subnets"], subnets, (cluster.get("resourcesVpcConfig") or {}).get("vpcId"), p["allow_single_az"])
-        except ng.NodeGroupError as exc:
+            return validated_subnets(
+                p["subnets"],
+                describe_subnets(self.ec2, p["subnets"]),
+                (cluster.get("resourcesVpcConfig") or {}).get("vpcId"),
+                p["allow_single_az"],
+                single_az_fix="set allow_single_az for an AZ-bound group",
+            )
+        except SubnetError as exc:
             self.fail(str(exc))
 
     # -- present -------------------------------------------------------------------------
@@ -916,7 +920,7 @@ class NodeGroup:
         for key, value in changes.items():
             before[key] = asg.get(key)
             after[key] = value
-        tags_to_set, tags_to_delete = ng.asg_tag_changes(self.tags, ng.current_asg_tags(asg), p["purge_tags"])
+        tags_to_set, tags_to_delete = tag_changes(ng.current_asg_tags(asg), self.tags, p["purge_tags"])
         if tags_to_set or tags_to_delete:
             current_tags = ng.current_asg_tags(asg)
             before["Tags"] = {k: current_tags[k][0] for k in sorted(set(tags_to_set) | set(tags_to_delete)) if k in current_tags}

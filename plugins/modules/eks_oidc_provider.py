@@ -104,14 +104,18 @@ except ImportError:
 
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import ansible_dict_to_boto3_tag_list
 from ansible_collections.amazon.aws.plugins.module_utils.tagging import boto3_tag_list_to_ansible_dict
-from ansible_collections.amazon.aws.plugins.module_utils.tagging import compare_aws_tags
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import arn_or_none
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import oidc_provider_arn
+from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import partition_of
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import PolicyError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import issuer_host_path
 from ansible_collections.selfmanaged.eks.plugins.module_utils.iam_policy import normalised_thumbprints
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tag_changes
+from ansible_collections.selfmanaged.eks.plugins.module_utils.tags import tags_after
 
 AWS_ERRORS = ()
 try:
@@ -134,17 +138,16 @@ def cluster_issuer(module):
 def find_provider(iam, host_path):
     """(arn, GetOpenIDConnectProvider response) of the provider for `host_path`, or (None, None)."""
     for entry in iam.list_open_id_connect_providers(aws_retry=True).get("OpenIDConnectProviderList", []):
-        arn = entry["Arn"]
-        if arn.split(":oidc-provider/", 1)[-1] == host_path:
-            return arn, iam.get_open_id_connect_provider(OpenIDConnectProviderArn=arn, aws_retry=True)
+        provider_arn = arn_or_none(entry["Arn"])
+        if provider_arn is not None and provider_arn.resource == host_path:
+            return entry["Arn"], iam.get_open_id_connect_provider(OpenIDConnectProviderArn=entry["Arn"], aws_retry=True)
     return None, None
 
 
 def predicted_arn(module, host_path):
     """The ARN IAM will give the provider (for check mode, so that later tasks can use it)."""
     caller = aws_client(module, "sts").get_caller_identity(aws_retry=True)
-    partition = caller["Arn"].split(":")[1]
-    return "arn:{0}:iam::{1}:oidc-provider/{2}".format(partition, caller["Account"], host_path)
+    return oidc_provider_arn(partition_of(caller["Arn"]), caller["Account"], host_path)
 
 
 def provider_result(arn, provider, issuer, host_path):
@@ -187,11 +190,8 @@ def ensure_present(module, iam, arn, provider, issuer, host_path, thumbprints):
     new_thumbprints = thumbprints is not None and thumbprints != before["thumbprints"]
     if new_thumbprints:
         after["thumbprints"] = thumbprints
-    tags_to_set, tags_to_remove = {}, []
-    if params.get("tags") is not None:
-        tags_to_set, tags_to_remove = compare_aws_tags(before["tags"], params["tags"], params["purge_tags"])
-        after["tags"] = dict((k, v) for k, v in before["tags"].items() if k not in tags_to_remove)
-        after["tags"].update(tags_to_set)
+    tags_to_set, tags_to_remove = tag_changes(before["tags"], params.get("tags"), params["purge_tags"])
+    after["tags"] = tags_after(before["tags"], tags_to_set, tags_to_remove)
     changed = bool(add_ids or remove_ids or new_thumbprints or tags_to_set or tags_to_remove)
     diff = {"before": diff_view(before), "after": diff_view(after)}
     if not changed or module.check_mode:

@@ -246,6 +246,10 @@ def test_create_refusals_change_nothing(sandbox, module_runner, playbook, tmp_pa
     name = unique_name("cp")
     cases = [
         (cluster_args(network, name, subnets=network["same_zone_subnets"]), "EKS needs subnets in at least two availability zones"),
+        (
+            cluster_args(network, name, subnets=network["subnets"] + ["subnet-0000000000000dead", "subnet-0000000000000beef"]),
+            "subnets subnet-0000000000000dead, subnet-0000000000000beef do not exist in this region",
+        ),
         (cluster_args(network, name, service_ipv4_cidr="100.64.0.0/16"), "service_ipv4_cidr 100.64.0.0/16 is not inside"),
         (cluster_args(network, name, version="1.28"), "Kubernetes version '1.28' is not supported"),
         ({"name": name, "version": "1.30"}, "creating it needs role_arn and subnets"),

@@ -173,6 +173,7 @@ BAD_INPUT = [
     ("desired_above_max", dict(desired_capacity=12, max_size=10), "desired_capacity 12 is above max_size 10; raise max_size or lower desired_capacity"),
     ("other_vpc", "OTHER_VPC", "not in the cluster's VPC"),
     ("single_az", "SINGLE_AZ", "all subnets are in one availability zone (us-east-1a)"),
+    ("missing_subnets", "MISSING_SUBNETS", "subnets subnet-0000000000000dead, subnet-0000000000000beef do not exist in this region"),
     ("unknown_ami_type", dict(ami_type="WINDOWS_CORE_2022"), "ami_type"),
     ("no_ssm_ami", dict(kubernetes_version="1.99"), "no AL2023_x86_64_STANDARD AMI is published for Kubernetes 1.99"),
     ("bad_label_key", dict(labels={"-bad key": "x"}), "invalid labels key '-bad key'"),
@@ -195,6 +196,8 @@ def test_bad_input_fails_clearly_and_changes_nothing(env, playbook, sandbox, tmp
             overrides = dict(subnets=env.other_vpc_subnets)
         elif overrides == "SINGLE_AZ":
             overrides = dict(subnets=env.single_az)
+        elif overrides == "MISSING_SUBNETS":
+            overrides = dict(subnets=env.single_az + ["subnet-0000000000000dead", "subnet-0000000000000beef"])
         elif overrides == "AL2023_AMI_AS_AL2":
             parameter = "/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/standard/recommended/image_id"
             ami = sandbox.client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"]

@@ -105,6 +105,9 @@ class TestAuthenticationMode:
     def test_missing_cluster(self):
         assert "does not exist" in authentication_mode_problem("demo", None)
 
+    def test_cluster_older_than_access_entries_is_config_map(self):
+        assert "uses authentication mode CONFIG_MAP" in authentication_mode_problem("demo", {"name": "demo"})
+
 
 class TestDiffs:
     def test_type_is_immutable(self):

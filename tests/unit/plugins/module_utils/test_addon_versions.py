@@ -6,10 +6,12 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.addon_versions imp
     AddonVersionError,
     compatible_versions,
     is_downgrade,
+    minor_of,
     resolve_version,
     upgrade_path,
     version_key,
 )
+from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import parse_version
 
 
 def _entry(versions, cluster="1.31", default=None):
@@ -128,3 +130,16 @@ def test_downgrade_detection_and_ordering():
     assert is_downgrade("v1.19.2-eksbuild.1", "v1.18.5-eksbuild.1")
     assert not is_downgrade("v1.18.5-eksbuild.1", "v1.19.2-eksbuild.1")
     assert version_key("garbage") < version_key("v0.0.1")
+
+
+@pytest.mark.parametrize(
+    "addon_version, kubernetes_version",
+    [("v1.19.2-eksbuild.1", "1.19"), ("1.11.4-eksbuild.2", "1.11"), ("v1.31.0", "v1.31.0-eks-a737599")],
+)
+def test_addon_minor_is_read_like_a_kubernetes_version(addon_version, kubernetes_version):
+    assert minor_of(addon_version) == parse_version(kubernetes_version)
+
+
+@pytest.mark.parametrize("value", ["", None, "latest", "v1"])
+def test_not_a_version_has_no_minor(value):
+    assert minor_of(value) is None

@@ -130,3 +130,29 @@ def test_all_pages_or_empty_follows_next_token():
 
     assert all_pages_or_empty(list_things, "addons", addonName="vpc-cni") == [1, 2, 3]
     assert all_pages_or_empty(list_things, "addons", addonName="unknown") == []
+
+
+@pytest.mark.parametrize("token_key", ["nextToken", "NextToken", "Marker"])
+def test_all_pages_follows_each_services_token_and_retries_every_call(token_key):
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
+
+    answers = {None: {"Items": [1, 2], token_key: "p2"}, "p2": {"Items": [3], token_key: "p3"}, "p3": {"Items": []}}
+    calls = []
+
+    def list_things(aws_retry=False, **params):
+        calls.append((aws_retry, params.get(token_key)))
+        return answers[params.get(token_key)]
+
+    assert all_pages(list_things, "Items", token_key, Filter="x") == [1, 2, 3]
+    assert calls == [(True, None), (True, "p2"), (True, "p3")]
+
+
+def test_all_pages_stops_without_a_token_and_passes_errors_on():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
+
+    def denied(aws_retry=False, **params):
+        raise client_error("AccessDeniedException")
+
+    assert all_pages(lambda aws_retry=False: {"clusters": ["a"]}, "clusters") == ["a"]
+    with pytest.raises(botocore.exceptions.ClientError):
+        all_pages(denied, "clusters")

@@ -131,20 +131,6 @@ def test_authentication_mode_only_moves_forward():
         c.validate_authentication_mode_move("API_AND_CONFIG_MAP", "CONFIG_MAP")
 
 
-def test_subnets_in_one_zone_are_refused():
-    subnets = [
-        {"SubnetId": "subnet-a", "AvailabilityZone": "us-east-1a", "VpcId": "vpc-1"},
-        {"SubnetId": "subnet-b", "AvailabilityZone": "us-east-1a", "VpcId": "vpc-1"},
-    ]
-    problem = c.availability_zones_problem(subnets)
-    assert "subnet-a, subnet-b are all in us-east-1a" in problem
-    assert "at least two availability zones" in problem
-    subnets[1]["AvailabilityZone"] = "us-east-1b"
-    assert c.availability_zones_problem(subnets) is None
-    subnets[1]["VpcId"] = "vpc-2"
-    assert "several VPCs" in c.availability_zones_problem(subnets)
-
-
 def test_both_endpoints_disabled_is_refused():
     with pytest.raises(c.ClusterConfigError, match="enable at least one"):
         c.validate_desired({"endpoint_public_access": False, "endpoint_private_access": False})
@@ -354,3 +340,11 @@ def test_authentication_mode_of_reads_both_shapes_and_defaults_to_config_map():
     assert c.authentication_mode_of({"access_config": {"authentication_mode": "API_AND_CONFIG_MAP"}}) == "API_AND_CONFIG_MAP"
     assert c.authentication_mode_of({}) == "CONFIG_MAP"
     assert c.authentication_mode_of(None) == "CONFIG_MAP"
+
+
+def test_a_cluster_without_access_config_reads_as_config_map_and_needs_no_update():
+    cluster = described()
+    cluster.pop("accessConfig", None)
+    current = c.cluster_settings(cluster)
+    assert current["authentication_mode"] == "CONFIG_MAP"
+    assert c.config_updates(current, dict(c.desired_settings({"authentication_mode": "CONFIG_MAP"}))) == []

@@ -69,39 +69,6 @@ def test_min_above_max():
         ng.validate_sizes(5, 3)
 
 
-def subnet(subnet_id, vpc, az):
-    return {"SubnetId": subnet_id, "VpcId": vpc, "AvailabilityZone": az}
-
-
-SUBNETS = [subnet("subnet-a", "vpc-1", "us-east-1a"), subnet("subnet-b", "vpc-1", "us-east-1b"), subnet("subnet-c", "vpc-1", "us-east-1c")]
-
-
-def test_subnets_in_three_azs_of_the_cluster_vpc_pass():
-    assert ng.validate_subnets(["subnet-a", "subnet-b", "subnet-c"], SUBNETS, "vpc-1") == ["us-east-1a", "us-east-1b", "us-east-1c"]
-
-
-def test_subnets_from_another_vpc_are_refused():
-    with pytest.raises(ng.NodeGroupError, match="are in vpc-2, not in the cluster's VPC vpc-1"):
-        ng.validate_subnets(["subnet-x", "subnet-y"], [subnet("subnet-x", "vpc-2", "us-east-1a"), subnet("subnet-y", "vpc-2", "us-east-1b")], "vpc-1")
-
-
-def test_subnets_spanning_vpcs_are_refused():
-    with pytest.raises(ng.NodeGroupError, match="span several VPCs"):
-        ng.validate_subnets(["subnet-a", "subnet-x"], [SUBNETS[0], subnet("subnet-x", "vpc-2", "us-east-1b")])
-
-
-def test_single_az_is_refused_unless_allowed():
-    only_a = [SUBNETS[0], subnet("subnet-a2", "vpc-1", "us-east-1a")]
-    with pytest.raises(ng.NodeGroupError, match=r"all subnets are in one availability zone \(us-east-1a\)"):
-        ng.validate_subnets(["subnet-a", "subnet-a2"], only_a)
-    assert ng.validate_subnets(["subnet-a", "subnet-a2"], only_a, allow_single_az=True) == ["us-east-1a"]
-
-
-def test_missing_subnet_is_named():
-    with pytest.raises(ng.NodeGroupError, match="subnets subnet-zzz do not exist"):
-        ng.validate_subnets(["subnet-a", "subnet-zzz"], SUBNETS)
-
-
 # --- tags ----------------------------------------------------------------------------------
 
 
@@ -143,12 +110,6 @@ def test_cluster_tag_cannot_be_overridden():
     with pytest.raises(ng.NodeGroupError, match="must be 'owned'"):
         ng.build_asg_tags("demo", "g", user_tags={"kubernetes.io/cluster/demo": "shared"})
 
-
-def test_tag_changes_set_and_purge():
-    desired = {"a": ("1", True), "b": ("2", False)}
-    current = {"a": ("1", True), "b": ("2", True), "old": ("x", True)}
-    assert ng.asg_tag_changes(desired, current) == ({"b": ("2", False)}, ["old"])
-    assert ng.asg_tag_changes(desired, current, purge=False) == ({"b": ("2", False)}, [])
 
 
 # --- launch template data ------------------------------------------------------------------
