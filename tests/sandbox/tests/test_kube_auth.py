@@ -140,7 +140,7 @@ def test_broken_map_users_section_keeps_map_roles_and_the_previous_users(sandbox
 def test_one_bad_entry_costs_only_itself_and_a_string_groups_entry_only_its_groups(sandbox):
     """aws-iam-authenticator validates entries one by one: an entry without userarn is dropped,
     one whose groups is a single string keeps its username but gets no groups, the rest work."""
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     admin = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
     good_arn, good = _iam_user_credentials(sandbox)
     string_arn, string_groups = _iam_user_credentials(sandbox)
@@ -157,7 +157,7 @@ def test_one_bad_entry_costs_only_itself_and_a_string_groups_entry_only_its_grou
 
 
 def test_an_sso_entry_maps_the_identity_center_role_of_its_permission_set(sandbox):
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     admin = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
     iam, sts = sandbox.client("iam"), sandbox.client("sts")
     trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]})

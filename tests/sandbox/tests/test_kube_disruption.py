@@ -8,6 +8,7 @@ import threading
 import kubernetes
 import pytest
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 from tests.sandbox.kube.termination import READY_SECONDS_ANNOTATION, STOP_SECONDS_ANNOTATION
@@ -17,7 +18,7 @@ BUDGET_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budg
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
     core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
     role, profile = scenarios.node_role(sandbox)
     scenarios.map_node_role(core, role)
