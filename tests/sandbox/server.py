@@ -46,6 +46,10 @@ class SandboxSettings:
     # How long a deleted pod's containers take to stop (pod annotation sandbox.selfmanaged.eks/stop-seconds overrides).
     pod_stop_delay: float = 0.1
     kubelet_interval: float = 0.2
+    # Auto Scaling: how long a launched instance stays Pending (EC2 pending) before InService
+    # (running), and how long a terminated one stays Terminating (EC2 shutting-down).
+    instance_launch_delay: float = 0.0
+    instance_terminate_delay: float = 0.0
     # Kubeconfigs and CA files; a fresh temporary directory (removed on stop) when None.
     state_dir: str | None = None
     host: str = "127.0.0.1"
@@ -89,6 +93,7 @@ class Sandbox:
         else:
             os.makedirs(settings.state_dir, exist_ok=True)
         eks.configure(settings.account_id, settings.status_delay)
+        autoscaling.configure(settings.instance_launch_delay, settings.instance_terminate_delay)
         # moto's state is process-global: a sandbox started after another one stopped starts
         # empty; one started while another runs shares its AWS state (there is only one moto).
         if _RUNNING:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import botocore
 
-from tests.sandbox.aws import eks
+from tests.sandbox.aws import autoscaling, autoscaling_refresh, eks
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -329,6 +329,12 @@ class SandboxMiddleware:
         code = None if warm_up or aws_internal else self.faults.decide(call)
         if code is not None:
             status, headers, payload = fault_response(call, code)
+            _start(start_response, status, headers + [("Content-Length", str(len(payload)))])
+            return [payload]
+        if call.service in ("autoscaling", "ec2"):
+            autoscaling.settle()  # due Pending/Terminating transitions, instance refresh batches
+        if call.service == "autoscaling" and autoscaling_refresh.handles(call.operation):
+            status, headers, payload = autoscaling_refresh.handle(call.operation, call.region, body)
             _start(start_response, status, headers + [("Content-Length", str(len(payload)))])
             return [payload]
         if call.service == "eks":
