@@ -130,3 +130,109 @@ def test_node_registers_only_once_the_instance_runs_and_goes_with_its_terminatio
                                                                            ShouldDecrementDesiredCapacity=True)
     wait_for(lambda: _node_of(core, instance_id) is None, message="node deleted with its instance")
     assert node.metadata.name not in scenarios.ready_node_names(core)
+
+
+def capacity(sandbox, name):
+    return [i for i, state in lifecycle(sandbox, name).items() if state in ("Pending", "InService")]
+
+
+def test_suspended_launch_lets_desired_exceed_the_instances_until_resumed(sandbox, group):
+    name = group(desired=1)
+    asg = sandbox.client("autoscaling")
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["Launch"])
+    assert [p["ProcessName"] for p in describe(sandbox, name)["SuspendedProcesses"]] == ["Launch"]
+    asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=3)
+    [only] = capacity(sandbox, name)
+    # a terminated instance is not replaced either
+    asg.terminate_instance_in_auto_scaling_group(InstanceId=only, ShouldDecrementDesiredCapacity=False)
+    assert capacity(sandbox, name) == [] and describe(sandbox, name)["DesiredCapacity"] == 3
+    asg.resume_processes(AutoScalingGroupName=name, ScalingProcesses=["Launch"])
+    assert len(capacity(sandbox, name)) == 3 and describe(sandbox, name)["SuspendedProcesses"] == []
+
+
+def test_suspended_terminate_stops_scale_in_until_resumed(sandbox, group):
+    name = group(desired=3)
+    asg = sandbox.client("autoscaling")
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["Terminate", "AZRebalance"])
+    asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=1)
+    assert len(capacity(sandbox, name)) == 3
+    asg.resume_processes(AutoScalingGroupName=name, ScalingProcesses=["Terminate"])
+    assert len(capacity(sandbox, name)) == 1
+    assert [p["ProcessName"] for p in describe(sandbox, name)["SuspendedProcesses"]] == ["AZRebalance"]
+
+
+def test_unhealthy_and_stopped_instances_are_replaced_unless_suspended(sandbox, group):
+    name = group(desired=2)
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    first, second = sorted(capacity(sandbox, name))
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["ReplaceUnhealthy"])
+    asg.set_instance_health(InstanceId=first, HealthStatus="Unhealthy")
+    health = {i["InstanceId"]: i["HealthStatus"] for i in describe(sandbox, name)["Instances"]}
+    assert health == {first: "Unhealthy", second: "Healthy"}  # marked, not replaced
+    asg.resume_processes(AutoScalingGroupName=name, ScalingProcesses=["ReplaceUnhealthy"])
+    members = capacity(sandbox, name)
+    assert first not in members and second in members and len(members) == 2
+    assert ec2_state(sandbox, first) == "terminated"
+    # HealthCheck: a stopped instance is marked unhealthy (and then replaced) only while not suspended
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["HealthCheck"])
+    ec2.stop_instances(InstanceIds=[second])
+    assert second in capacity(sandbox, name)
+    asg.resume_processes(AutoScalingGroupName=name, ScalingProcesses=["HealthCheck"])
+    members = capacity(sandbox, name)
+    assert second not in members and len(members) == 2
+
+
+def test_scale_in_skips_protected_instances(sandbox, group):
+    name = group(desired=3, NewInstancesProtectedFromScaleIn=True)
+    asg = sandbox.client("autoscaling")
+    members = sorted(capacity(sandbox, name))
+    assert all(i["ProtectedFromScaleIn"] for i in describe(sandbox, name)["Instances"])
+    asg.set_instance_protection(AutoScalingGroupName=name, InstanceIds=[members[0]], ProtectedFromScaleIn=False)
+    asg.set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=0)
+    assert sorted(capacity(sandbox, name)) == members[1:]  # only the unprotected one went
+    assert describe(sandbox, name)["DesiredCapacity"] == 0
+
+
+def test_desired_capacity_outside_min_and_max_is_refused_with_the_api_message(sandbox, group, network):
+    name = group(desired=2, min_size=1, max_size=3)
+    asg = sandbox.client("autoscaling")
+    error = error_of(asg.set_desired_capacity, AutoScalingGroupName=name, DesiredCapacity=4)
+    assert error["Code"] == "ValidationError"
+    assert error["Message"] == "New SetDesiredCapacity value 4 is above max value 3 for the AutoScalingGroup."
+    error = error_of(asg.set_desired_capacity, AutoScalingGroupName=name, DesiredCapacity=0)
+    assert error["Message"] == "New SetDesiredCapacity value 0 is below min value 1 for the AutoScalingGroup."
+    error = error_of(asg.update_auto_scaling_group, AutoScalingGroupName=name, DesiredCapacity=5)
+    assert error["Message"] == "Desired capacity:5 must be between the specified min size:1 and max size:3"
+    assert len(capacity(sandbox, name)) == 2 and describe(sandbox, name)["DesiredCapacity"] == 2
+    # raising max and desired together is fine; lowering max below desired moves desired down
+    asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=5, DesiredCapacity=5)
+    assert len(capacity(sandbox, name)) == 5
+    asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=2)
+    assert describe(sandbox, name)["DesiredCapacity"] == 2 and len(capacity(sandbox, name)) == 2
+    error = error_of(group, desired=4, max_size=3)
+    assert error["Message"] == "Desired capacity:4 must be between the specified min size:0 and max size:3"
+
+
+def test_standby_with_and_without_decrement_and_back(sandbox, group):
+    name = group(desired=2, min_size=1, max_size=3)
+    asg = sandbox.client("autoscaling")
+    first, second = sorted(capacity(sandbox, name))
+    # without decrement: the group launches a replacement for the Standby instance
+    asg.enter_standby(AutoScalingGroupName=name, InstanceIds=[first], ShouldDecrementDesiredCapacity=False)
+    states = lifecycle(sandbox, name)
+    assert states[first] == "Standby" and len(capacity(sandbox, name)) == 2
+    assert describe(sandbox, name)["DesiredCapacity"] == 2 and ec2_state(sandbox, first) == "running"
+    error = error_of(asg.exit_standby, AutoScalingGroupName=name, InstanceIds=[second])
+    assert error["Code"] == "ValidationError" and second in error["Message"]
+    asg.exit_standby(AutoScalingGroupName=name, InstanceIds=[first])
+    assert lifecycle(sandbox, name)[first] == "InService"
+    assert describe(sandbox, name)["DesiredCapacity"] == 3 and len(capacity(sandbox, name)) == 3
+    # with decrement: desired drops, no replacement; refused below min
+    asg.enter_standby(AutoScalingGroupName=name, InstanceIds=[first], ShouldDecrementDesiredCapacity=True)
+    assert describe(sandbox, name)["DesiredCapacity"] == 2 and len(capacity(sandbox, name)) == 2
+    others = capacity(sandbox, name)
+    asg.enter_standby(AutoScalingGroupName=name, InstanceIds=[others[0]], ShouldDecrementDesiredCapacity=True)
+    error = error_of(asg.enter_standby, AutoScalingGroupName=name, InstanceIds=[others[1]], ShouldDecrementDesiredCapacity=True)
+    assert error["Code"] == "ValidationError" and "min-size" in error["Message"]
+    error = error_of(asg.enter_standby, AutoScalingGroupName=name, InstanceIds=[first], ShouldDecrementDesiredCapacity=False)
+    assert "not in InService" in error["Message"]
