@@ -115,17 +115,17 @@ def step(group, now: float) -> None:
     surge_room = max(0, math.floor(desired * refresh.max_healthy / 100) - desired)
     if refresh.max_healthy > 100:
         surge_room = max(1, surge_room)
-    group.sandbox_surge = min(surge_room, len(old))
     min_healthy = math.ceil(desired * refresh.min_healthy / 100)
     count = len(healthy) - min_healthy
     in_flight = len(capacity) - len(healthy)
-    if count <= 0 and in_flight == 0 and group.sandbox_surge == 0:
+    if count <= 0 and in_flight == 0 and surge_room == 0:
         count = 1  # AWS replaces at least one instance at a time
-    if count <= 0:
-        return
+    count = max(0, min(count, len(old)))
     order = [s for s in autoscaling.termination_order(group) if s.instance.id in refresh.to_replace]
     for state in order[:count]:
         autoscaling.begin_termination(group, state)
+    # Launch above desired only for old instances that are still in service.
+    group.sandbox_surge = min(surge_room, len(old) - count)
 
 
 def _params(body: bytes) -> dict[str, str]:

@@ -3,6 +3,7 @@ InService, TerminateInstanceInAutoScalingGroup with and without decrement, suspe
 scale-in protection, max_size, Standby."""
 
 import base64
+import time
 import uuid
 
 import botocore.exceptions
@@ -236,3 +237,95 @@ def test_standby_with_and_without_decrement_and_back(sandbox, group):
     assert error["Code"] == "ValidationError" and "min-size" in error["Message"]
     error = error_of(asg.enter_standby, AutoScalingGroupName=name, InstanceIds=[first], ShouldDecrementDesiredCapacity=False)
     assert "not in InService" in error["Message"]
+
+
+def test_pending_instances_count_towards_desired_until_in_service(sandbox, group, delays):
+    delays(launch=1.0)
+    name = group(desired=2)
+    assert set(lifecycle(sandbox, name).values()) == {"Pending"}
+    sandbox.client("autoscaling").set_desired_capacity(AutoScalingGroupName=name, DesiredCapacity=2)
+    assert len(lifecycle(sandbox, name)) == 2  # no extra launch for instances still Pending
+    wait_for(lambda: set(lifecycle(sandbox, name).values()) == {"InService"}, message="InService after the launch delay")
+    assert {ec2_state(sandbox, i) for i in lifecycle(sandbox, name)} == {"running"}
+
+
+def _new_version(sandbox, name):
+    ec2 = sandbox.client("ec2")
+    template = describe(sandbox, name)["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"InstanceType": "m5.xlarge"})
+
+
+def _refresh(sandbox, name):
+    return sandbox.client("autoscaling").describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"][0]
+
+
+def _refreshing(sandbox, name, deadline):
+    assert time.monotonic() < deadline, f"instance refresh of {name} still running: {_refresh(sandbox, name)}"
+    return _refresh(sandbox, name)["Status"] in ("Pending", "InProgress")
+
+
+def test_instance_refresh_replaces_every_instance_keeping_min_healthy(sandbox, group, delays):
+    delays(launch=0.3)
+    name = group(desired=4, max_size=6)
+    wait_for(lambda: set(lifecycle(sandbox, name).values()) == {"InService"}, message="InService")
+    old = set(lifecycle(sandbox, name))
+    _new_version(sandbox, name)
+    asg = sandbox.client("autoscaling")
+    sandbox.reset_api_calls()
+    refresh_id = asg.start_instance_refresh(AutoScalingGroupName=name, Preferences={
+        "MinHealthyPercentage": 50, "MaxHealthyPercentage": 100})["InstanceRefreshId"]
+    error = error_of(asg.start_instance_refresh, AutoScalingGroupName=name)
+    assert error["Code"] == "InstanceRefreshInProgress"
+    lowest_in_service = 4
+    deadline = time.monotonic() + 30
+    while _refreshing(sandbox, name, deadline):
+        states = lifecycle(sandbox, name).values()
+        lowest_in_service = min(lowest_in_service, sum(1 for s in states if s == "InService"))
+        assert len(states) <= 6
+    refresh = _refresh(sandbox, name)
+    assert refresh["InstanceRefreshId"] == refresh_id and refresh["Status"] == "Successful"
+    assert refresh["PercentageComplete"] == 100 and refresh["Preferences"]["MinHealthyPercentage"] == 50
+    assert lowest_in_service == 2  # batches of two: 50% of 4 stay in service
+    members = describe(sandbox, name)["Instances"]
+    assert not old & {i["InstanceId"] for i in members} and len(members) == 4
+    assert {i["InstanceType"] for i in members} == {"m5.xlarge"}
+    assert {ec2_state(sandbox, i) for i in old} == {"terminated"}
+    assert sandbox.api_calls()["autoscaling"]["StartInstanceRefresh"] == 2
+
+
+def test_instance_refresh_surges_above_desired_with_max_healthy(sandbox, group, delays):
+    delays(launch=0.3)
+    name = group(desired=2, max_size=4)
+    wait_for(lambda: set(lifecycle(sandbox, name).values()) == {"InService"}, message="InService")
+    _new_version(sandbox, name)
+    sandbox.client("autoscaling").start_instance_refresh(AutoScalingGroupName=name, Preferences={
+        "MinHealthyPercentage": 100, "MaxHealthyPercentage": 150})
+    lowest_in_service, most = 2, 2
+    deadline = time.monotonic() + 30
+    while _refreshing(sandbox, name, deadline):
+        states = list(lifecycle(sandbox, name).values())
+        lowest_in_service = min(lowest_in_service, states.count("InService"))
+        most = max(most, states.count("InService") + states.count("Pending"))
+    assert _refresh(sandbox, name)["Status"] == "Successful"
+    assert lowest_in_service == 2 and most == 3  # one at a time above desired, never below it
+    assert {i["InstanceType"] for i in describe(sandbox, name)["Instances"]} == {"m5.xlarge"}
+
+
+def test_instance_refresh_skip_matching_cancel_and_bad_preferences(sandbox, group, delays):
+    name = group(desired=2)
+    asg = sandbox.client("autoscaling")
+    asg.start_instance_refresh(AutoScalingGroupName=name, Preferences={"SkipMatching": True})
+    refresh = wait_for(lambda: _refresh(sandbox, name)["Status"] == "Successful" and _refresh(sandbox, name),
+                       message="nothing to replace")
+    assert refresh["InstancesToUpdate"] == 0 and refresh["Preferences"]["SkipMatching"] is True
+    error = error_of(asg.start_instance_refresh, AutoScalingGroupName=name,
+                     Preferences={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 100})
+    assert error["Code"] == "ValidationError" and "MaxHealthyPercentage" in error["Message"]
+    error = error_of(asg.cancel_instance_refresh, AutoScalingGroupName=name)
+    assert error["Code"] == "ActiveInstanceRefreshNotFound"
+    _new_version(sandbox, name)
+    asg.suspend_processes(AutoScalingGroupName=name, ScalingProcesses=["InstanceRefresh"])
+    started = asg.start_instance_refresh(AutoScalingGroupName=name)["InstanceRefreshId"]
+    assert asg.cancel_instance_refresh(AutoScalingGroupName=name)["InstanceRefreshId"] == started
+    wait_for(lambda: _refresh(sandbox, name)["Status"] == "Cancelled", message="Cancelled")
+    assert {i["InstanceType"] for i in describe(sandbox, name)["Instances"]} == {"m5.large"}
