@@ -28,7 +28,7 @@ class ModelServer:
         return max(0, self.healthy[index] - self.specs[index]["desired"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(specs=budgets, data=st.data())
 def test_never_more_concurrent_disruptions_than_the_budgets_allow(specs, data):
     server, ledger = ModelServer(specs), DisruptionLedger()
