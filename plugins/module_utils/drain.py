@@ -564,3 +564,21 @@ def validate_options(params):
     if params.get("node_selector") is not None and not params["node_selector"].strip():
         raise DrainError("node_selector is empty, which would select every node; give a label selector such as "
                          "'selfmanaged.eks/nodegroup=workers'")
+
+
+def apply_merge_patch(obj, patch):
+    """`obj` with a JSON merge patch (RFC 7386) applied, as the API server would: what check mode and --diff show."""
+    result = json.loads(json.dumps(obj))
+
+    def merge(target, change):
+        for key, value in change.items():
+            if value is None:
+                target.pop(key, None)
+            elif isinstance(value, dict):
+                if not isinstance(target.get(key), dict):
+                    target[key] = {}
+                merge(target[key], value)
+            else:
+                target[key] = value
+    merge(result, patch or {})
+    return result

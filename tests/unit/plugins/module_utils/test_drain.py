@@ -184,20 +184,7 @@ def node(unschedulable=False, annotations=None, labels=None):
     return {"metadata": {"name": "n1", "labels": labels or {}, "annotations": annotations or {}}, "spec": {"unschedulable": unschedulable}}
 
 
-def apply(obj, patch):
-    """A JSON merge patch, as the API server applies it."""
-    result = json.loads(json.dumps(obj))
-
-    def merge(target, change):
-        for key, value in change.items():
-            if value is None:
-                target.pop(key, None)
-            elif isinstance(value, dict):
-                merge(target.setdefault(key, {}), value)
-            else:
-                target[key] = value
-    merge(result, patch or {})
-    return result
+apply = dm.apply_merge_patch
 
 
 def test_cordon_records_owner_and_marks_and_uncordon_removes_only_ours():
