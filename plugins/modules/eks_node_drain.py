@@ -213,7 +213,7 @@ nodes:
       description:
         - Final state. V(drained), V(cordoned), V(uncordoned); V(left_cordoned) (someone else's cordon kept by
           O(state=uncordoned)); V(restored) (failed, back to its schedulability before the task); V(failed) (failed and
-          left cordoned, O(on_failure=keep_cordoned)); V(refused) (nothing done: pods refused before the cordon);
+          left cordoned, O(on_failure=keep_cordoned)); V(refused) (nothing done, pods refused before the cordon);
           V(not_started) (another node failed first).
       type: str
       sample: drained
@@ -299,8 +299,12 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_C
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
-POLL_FIRST, POLL_MAX = 0.2, 1.0
-BACKOFF_FIRST, BACKOFF_MAX = 0.5, 8.0
+# Seconds between reads of a node's pods or of a PDB someone waits for: quick at first, then sparser.
+POLL_FIRST = 0.2
+POLL_MAX = 1.0
+# Seconds between retries of a rate-limited (429 without a budget cause) or failed request.
+BACKOFF_FIRST = 0.5
+BACKOFF_MAX = 8.0
 HINTS = {
     401: "the cluster does not recognise the identity running the task (Unauthorized); see docs/runbooks/recovering-aws-auth.md",
     403: "the identity running the task may not do this (Forbidden); draining needs get/list/patch nodes, list/delete pods, "
