@@ -21,7 +21,7 @@ from botocore.config import Config  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
 from tests.sandbox import aws_state  # noqa: E402
 from tests.sandbox.kube import scenarios  # noqa: E402
-from tests.sandbox.kube.controllers import node_is_ready  # noqa: E402
+from tests.sandbox.kube.conditions import node_is_ready  # noqa: E402
 from tests.sandbox.kube.resources import resource_type  # noqa: E402
 
 NODES = resource_type("", "nodes")

@@ -43,6 +43,8 @@ class SandboxSettings:
     status_delay: float = 0.3
     node_ready_delay: float = 0.5
     pod_ready_delay: float = 0.2
+    # How long a deleted pod's containers take to stop (pod annotation sandbox.selfmanaged.eks/stop-seconds overrides).
+    pod_stop_delay: float = 0.1
     kubelet_interval: float = 0.2
     # Kubeconfigs and CA files; a fresh temporary directory (removed on stop) when None.
     state_dir: str | None = None

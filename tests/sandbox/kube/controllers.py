@@ -2,8 +2,8 @@
 pod readiness, controller status and PodDisruptionBudget status.
 
 Simplifications (see README): one loop for every controller; pods start and become Ready
-after pod_ready_delay without running anything; deletion is immediate (no grace period);
-a Deployment rollout surges the whole new ReplicaSet and scales the old one down as new
+after pod_ready_delay (or their ready-seconds annotation) without running anything; pods the
+ReplicaSet and StatefulSet controllers remove terminate gracefully (termination.py); a Deployment rollout surges the whole new ReplicaSet and scales the old one down as new
 pods become Ready.
 """
 
@@ -13,11 +13,13 @@ import json
 import logging
 import time
 
+from .conditions import node_is_ready, pod_is_ready
 from .defaults import apply_defaults
-from .disruption import pod_is_ready, refresh_pdbs
+from .disruption import refresh_pdbs
 from .errors import ApiError
 from .resources import resource_type
 from .store import now_iso, random_suffix
+from .termination import READY_SECONDS_ANNOTATION, annotation_seconds, delete_pod, is_terminating
 
 LOG = logging.getLogger("tests.sandbox.kube.controllers")
 PODS = resource_type("", "pods")
@@ -40,13 +42,6 @@ def template_hash(template):
     digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
     alphabet = "bcdfghjklmnpqrstvwxz2456789"
     return "".join(alphabet[int(digest[i:i + 2], 16) % len(alphabet)] for i in range(0, 20, 2))
-
-
-def node_is_ready(node):
-    for condition in (node.get("status") or {}).get("conditions") or []:
-        if condition.get("type") == "Ready":
-            return condition.get("status") == "True"
-    return False
 
 
 def tolerates(tolerations, taint):
@@ -203,7 +198,7 @@ class WorkloadController:
                 ranked = sorted(pods, key=lambda p: (bool(p["spec"].get("nodeName")), pod_is_ready(p),
                                                      p["metadata"]["creationTimestamp"]), reverse=False)
                 for pod in ranked[:len(pods) - desired]:
-                    store.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"])
+                    delete_pod(store, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
     def _statefulsets(self, store, pods_by_owner):
         for sts in store.list(STATEFULSETS)[0]:
@@ -221,8 +216,8 @@ class WorkloadController:
                     break
             for name, pod in pods.items():
                 suffix = name.rsplit("-", 1)[-1]
-                if suffix.isdigit() and int(suffix) >= desired:
-                    store.delete(PODS, pod["metadata"]["namespace"], name)
+                if suffix.isdigit() and int(suffix) >= desired and not is_terminating(pod):
+                    delete_pod(store, pod["metadata"]["namespace"], name)
 
     def _daemonsets(self, store, pods_by_owner, nodes):
         for ds in store.list(DAEMONSETS)[0]:
@@ -293,7 +288,7 @@ class WorkloadController:
             bound = bound_at.setdefault(uid, now)
             if not node_is_ready(node):
                 bound_at[uid] = bound = now
-            should_be_ready = node_is_ready(node) and now - bound >= delay
+            should_be_ready = node_is_ready(node) and now - bound >= annotation_seconds(pod, READY_SECONDS_ANNOTATION, delay)
             status = pod.get("status") or {}
             if status.get("phase") == "Running" and pod_is_ready(pod) == should_be_ready:
                 continue
@@ -333,7 +328,7 @@ class WorkloadController:
     # ---- status of controllers ---------------------------------------------------------
     def _workload_status(self, store, pods_by_owner, nodes):
         for rs in store.list(REPLICASETS)[0]:
-            pods = pods_by_owner.get(rs["metadata"]["uid"], [])
+            pods = [p for p in pods_by_owner.get(rs["metadata"]["uid"], []) if not is_terminating(p)]  # active pods only
             ready = sum(1 for p in pods if pod_is_ready(p))
             self._set_status(store, REPLICASETS, rs, {
                 "replicas": len(pods), "fullyLabeledReplicas": len(pods), "readyReplicas": ready, "availableReplicas": ready,

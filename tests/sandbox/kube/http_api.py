@@ -16,6 +16,7 @@ from .defaults import apply_defaults, validate
 from .disruption import evict
 from .patch import PatchError, apply_patch
 from .selectors import SelectorError, fields_match, labels_match, parse_field_selector, parse_label_selector
+from .termination import delete_pod
 from .token_review import TokenError
 
 LOG = logging.getLogger("tests.sandbox.kube.api")
@@ -305,6 +306,8 @@ class ApiHandler(BaseHTTPRequestHandler):
             propagation = "Orphan"
         if query.get("dryRun"):
             return 200, self.cluster.store.get(route.rt, route.namespace or "", route.name)
+        if route.rt.kind == "Pod":
+            return 200, delete_pod(self.cluster.store, route.namespace, route.name, _grace_period(body, query), body.get("preconditions"))
         removed = self.cluster.store.delete(route.rt, route.namespace or "", route.name, propagation, body.get("preconditions"))
         if removed["metadata"].get("deletionTimestamp") or route.rt.kind == "Pod":
             return 200, removed  # still there (finalizers) or a pod: the API server returns the object
@@ -314,16 +317,20 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _deletecollection(self, route, query):
         store = self.cluster.store
         items, _ = store.list(route.rt, route.namespace, self._predicate(query))
+        body = self._read_body() or {}
         for obj in items:
             try:
-                store.delete(route.rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if route.rt.kind == "Pod":
+                    delete_pod(store, obj["metadata"]["namespace"], obj["metadata"]["name"], _grace_period(body, query))
+                else:
+                    store.delete(route.rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             except errors.ApiError:
                 pass
         return 200, {"kind": f"{route.rt.kind}List", "apiVersion": route.rt.group_version, "metadata": {}, "items": items}
 
     def _evict(self, route, query):
         body = self._read_body() or {}
-        return 201, evict(self.cluster.store, route.namespace, route.name, body)
+        return 201, evict(self.cluster.store, route.namespace, route.name, body, dry_run=bool(query.get("dryRun")))
 
     def _watch(self, route, query):
         store = self.cluster.store
@@ -377,6 +384,19 @@ class ApiHandler(BaseHTTPRequestHandler):
     def _write_chunk(self, data):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+
+def _grace_period(body, query):
+    """DeleteOptions.gracePeriodSeconds from the body, else the query string; None when neither sets it."""
+    value = body.get("gracePeriodSeconds")
+    if value is None:
+        value = query.get("gracePeriodSeconds")
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise errors.bad_request(f"gracePeriodSeconds {value!r} is not an integer number of seconds") from None
 
 
 def _scale_of(obj):

@@ -7,9 +7,11 @@ import time
 
 from . import addons, moto_presigned
 from .cluster import KubeCluster
-from .controllers import WorkloadController, node_is_ready
+from .conditions import node_is_ready
+from .controllers import WorkloadController
 from .kubelet import Kubelet
 from .resources import resource_type
+from .termination import PodTerminator
 
 LOG = logging.getLogger("tests.sandbox.kube")
 NODES = resource_type("", "nodes")
@@ -32,6 +34,7 @@ class KubeSide:
         self._lock = threading.RLock()
         self.kubelet = Kubelet(self)
         self.controller = WorkloadController(self)
+        self.terminator = PodTerminator(self)
         self._stop = threading.Event()
         self._threads = []
 
@@ -42,7 +45,8 @@ class KubeSide:
     # ---- lifecycle ---------------------------------------------------------------------
     def start(self):
         self._stop.clear()
-        for name, target in (("kubelet", self.kubelet.tick), ("workload-controller", self.controller.tick)):
+        for name, target in (("kubelet", self.kubelet.tick), ("workload-controller", self.controller.tick),
+                             ("pod-terminator", self.terminator.tick)):
             thread = threading.Thread(target=self._loop, args=(target,), name=f"sandbox-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -76,6 +80,7 @@ class KubeSide:
             if key in self.clusters:
                 self.clusters.pop(key).stop()
             kube = KubeCluster(region, cluster, self.state_dir, self.sts_endpoint_url, self.aws_state)
+            self.terminator.watch(kube.store)
             kube.start()
             self.clusters[key] = kube
             LOG.info("cluster %s: API server on %s (kubeconfig %s)", kube.name, kube.endpoint, kube.kubeconfig_path)
@@ -87,6 +92,7 @@ class KubeSide:
         if kube is not None:
             kube.stop()
             self.controller.bound_at.pop(kube.store, None)
+            self.terminator.forget(kube.store)
             self.kubelet.records.pop((region, name), None)
             self.kubelet.failures.pop((region, name), None)
 

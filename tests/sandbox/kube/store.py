@@ -116,6 +116,7 @@ class ClusterStore:
             meta["creationTimestamp"] = now_iso()
             meta["resourceVersion"] = str(next_resource_version())
             meta.pop("deletionTimestamp", None)
+            meta.pop("deletionGracePeriodSeconds", None)
             if rt.kind not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Namespace", "Node") and not rt.group.startswith("rbac"):
                 meta["generation"] = 1
             obj["kind"] = rt.kind
@@ -147,7 +148,8 @@ class ClusterStore:
                         new["status"] = current["status"]
                     else:
                         new.pop("status", None)
-                keep = {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp")
+                keep = {k: current["metadata"][k] for k in ("uid", "creationTimestamp", "generation", "deletionTimestamp",
+                                                            "deletionGracePeriodSeconds")
                         if k in current["metadata"]}
                 new["metadata"] = dict(meta, **keep)
                 if rt.namespaced:
@@ -162,7 +164,8 @@ class ClusterStore:
             if new == current:
                 return current
             new["metadata"]["resourceVersion"] = str(next_resource_version())
-            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers") \
+                    and not new["metadata"].get("deletionGracePeriodSeconds"):  # a graceful deletion still running stays
                 return self._remove(rt, namespace, name, new)
             self.objects[rt.key][(namespace, name)] = new
             self._record("MODIFIED", rt, new)
@@ -189,13 +192,7 @@ class ClusterStore:
         with self.lock:
             namespace = namespace if rt.namespaced else ""
             current = self.get(rt, namespace, name)
-            preconditions = preconditions or {}
-            if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
-                raise errors.ApiError(409, "Conflict", f'Operation cannot be fulfilled on {errors.qualified(rt)} "{name}": '
-                                      f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: '
-                                      f'{current["metadata"]["uid"]}')
-            if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != current["metadata"]["resourceVersion"]:
-                raise errors.conflict(rt, name)
+            self.check_preconditions(rt, current, preconditions)
             if current["metadata"].get("finalizers"):
                 if current["metadata"].get("deletionTimestamp"):
                     return current
@@ -213,6 +210,30 @@ class ClusterStore:
             else:
                 self._delete_dependents(namespace, current["metadata"]["uid"])
             return removed
+
+    @staticmethod
+    def check_preconditions(rt, current, preconditions):
+        """DeleteOptions.preconditions: 409 Conflict when the uid or resourceVersion differs."""
+        preconditions = preconditions or {}
+        name = current["metadata"]["name"]
+        if preconditions.get("uid") and preconditions["uid"] != current["metadata"]["uid"]:
+            raise errors.ApiError(409, "Conflict", f'Operation cannot be fulfilled on {errors.qualified(rt)} "{name}": '
+                                  f'Precondition failed: UID in precondition: {preconditions["uid"]}, UID in object meta: '
+                                  f'{current["metadata"]["uid"]}')
+        if preconditions.get("resourceVersion") and preconditions["resourceVersion"] != current["metadata"]["resourceVersion"]:
+            raise errors.conflict(rt, name)
+
+    def set_deletion(self, rt, namespace, name, deletion_timestamp, grace_seconds):
+        """Mark an object as being deleted gracefully (deletionTimestamp, deletionGracePeriodSeconds); one MODIFIED event."""
+        with self.lock:
+            namespace = namespace if rt.namespaced else ""
+            new = copy.deepcopy(self.get(rt, namespace, name))
+            new["metadata"]["deletionTimestamp"] = deletion_timestamp
+            new["metadata"]["deletionGracePeriodSeconds"] = grace_seconds
+            new["metadata"]["resourceVersion"] = str(next_resource_version())
+            self.objects[rt.key][(namespace, name)] = new
+            self._record("MODIFIED", rt, new)
+            return new
 
     def _dependents(self, namespace, uid):
         found = []
