@@ -33,7 +33,8 @@ class DrainCluster:
         self.policy = kubernetes.client.PolicyV1Api(self.api)
         role, profile = scenarios.node_role(sandbox)
         scenarios.map_node_role(self.core, role)
-        self.group = scenarios.node_group(sandbox, self.cluster, profile, scenarios.nodeadm_user_data(self.cluster, max_pods=250), size=size)
+        self.group = scenarios.node_group(sandbox, self.cluster, profile, scenarios.nodeadm_user_data(self.cluster), size=size,
+                                              instance_type="m5.12xlarge")  # 234 pods a node
         self.nodes = wait_for(lambda: self._ready(size), timeout=60, interval=0.2, message="{0} Ready nodes".format(size))
 
     def _ready(self, size):
