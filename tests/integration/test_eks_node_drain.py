@@ -75,7 +75,7 @@ def test_refusals_are_reported_for_every_pod_before_anything_is_cordoned(module_
 
     forced = drain(module_runner, two_nodes, nodes=[target], force=True, delete_emptydir_data=True)
     assert forced.get("failed") is not True, forced.get("msg")
-    assert sorted(p.split("-")[0] for p in node_report(forced, target)["evicted"]) == ["cache", "cache", "debug"]
+    assert sorted(p.split("/")[1].split("-")[0] for p in node_report(forced, target)["evicted"]) == ["cache", "cache", "debug"]
     assert two_nodes.pods_on(target, "default") == []
 
 
