@@ -115,6 +115,7 @@ class Sandbox:
             self._faults,
             on_reset=self._seed,
             health=lambda: {"status": "ok", "region": settings.region, "kube": self.kube is not None},
+            kube_control=lambda *request: self.kube.traffic.control(*request) if self.kube is not None else None,
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the test output
         self._server = make_server(settings.host, settings.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -251,6 +252,33 @@ class Sandbox:
 
     def faults(self) -> list[dict]:
         return self._faults.rules()
+
+    def kube_api_calls(self, cluster: str | None = None) -> dict:
+        """Kubernetes API requests per cluster and operation, ``{"my-cluster": {"GET pods": 4, "POST pods/eviction": 2}}``
+        (only ``{operation: count}`` of ``cluster`` when given), including those answered with a fault."""
+        return self._kube_side().api_calls(cluster)
+
+    def reset_kube_api_calls(self) -> None:
+        self._kube_side().reset_api_calls()
+
+    def inject_kube_faults(self, cluster: str = "*", rate: float = 1.0, codes: list[str] | None = None, *,
+                           every: int | None = None, operations: list[str] | None = None, seed: int | None = None) -> None:
+        """Answer a share of a cluster's Kubernetes API requests (``"*"``: every cluster) with a fault: ``"429"`` (API
+        rate limiting, no DisruptionBudget cause; the default), ``"500"``, ``"503"`` or ``"drop"`` (connection closed).
+        ``operations`` names requests as the counter does (``"POST pods/eviction"``); ``rate``/``every``/``seed`` as in
+        ``inject_faults``."""
+        self._kube_side().inject_faults(cluster, rate, codes, every=every, operations=operations, seed=seed)
+
+    def clear_kube_faults(self, cluster: str | None = None) -> None:
+        self._kube_side().clear_faults(cluster)
+
+    def kube_faults(self) -> list[dict]:
+        return self._kube_side().faults()
+
+    def _kube_side(self):
+        if self.kube is None:
+            raise RuntimeError("the Kubernetes side of the sandbox is not running (see the log for why it did not start)")
+        return self.kube
 
     def publish_ami_release(self, release: str, region: str | None = None) -> dict[str, str]:
         """Publish a new EKS AMI release (``YYYYMMDD``): registers its AMIs and moves the SSM

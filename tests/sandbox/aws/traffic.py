@@ -298,8 +298,10 @@ def _start(start_response: Callable, status: int, headers: list) -> None:
 
 class SandboxMiddleware:
     def __init__(self, moto_app: Callable, counter: CallCounter, faults: FaultInjector,
-                 on_reset: Callable[[], None] | None = None, health: Callable[[], dict] | None = None):
+                 on_reset: Callable[[], None] | None = None, health: Callable[[], dict] | None = None,
+                 kube_control: Callable[[str, str, dict, bytes], tuple | None] | None = None):
         self.moto_app = moto_app
+        self.kube_control = kube_control  # the Kubernetes side's /_sandbox/kube/... endpoints (kube/traffic.py)
         self.counter = counter
         self.faults = faults
         self.on_reset = on_reset
@@ -370,6 +372,11 @@ class SandboxMiddleware:
     def _control(self, environ: dict, start_response: Callable):
         method = environ.get("REQUEST_METHOD", "GET")
         path = environ.get("PATH_INFO", "").rstrip("/")
+        if path.startswith("/_sandbox/kube/"):
+            query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+            answer = self.kube_control(method, path, query, self._read_body(environ)) if self.kube_control else None
+            if answer is not None:
+                return self._json(start_response, *answer)
         if path == "/_sandbox/health" and method == "GET":
             return self._json(start_response, 200, dict(self.health(), uptime_seconds=round(time.time() - self.started, 3)))
         if path == "/_sandbox/calls":

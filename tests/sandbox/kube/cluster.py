@@ -37,6 +37,7 @@ class KubeCluster:
         self.region = region
         self.name = cluster["name"]
         self.aws_state = aws_state
+        self.traffic = None  # kube.traffic.KubeTraffic, set by KubeSide: request counter and fault rules
         self.cluster_snapshot = dict(cluster)
         self.store = ClusterStore(self.name)
         self.aws_auth = AwsAuthMappings(self.name)

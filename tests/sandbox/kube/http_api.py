@@ -23,6 +23,21 @@ LOG = logging.getLogger("tests.sandbox.kube.api")
 UNAUTHORIZED = errors.ApiError(401, "Unauthorized", "Unauthorized")
 
 
+def request_operation(method, path):
+    """How the request counter and fault rules name a request: "POST pods/eviction", "GET nodes", "GET /version"."""
+    parts = [urllib.parse.unquote(p) for p in path.strip("/").split("/")] if path != "/" else []
+    if parts[:2] == ["api", "v1"]:
+        rest = parts[2:]
+    elif len(parts) >= 3 and parts[0] == "apis":
+        rest = parts[3:]
+    else:
+        rest = []
+    if not rest:
+        return f"{method} {path}"
+    rest, _ = _parse_resource_path(rest)
+    return f"{method} {rest[0]}/{rest[2]}" if len(rest) > 2 else f"{method} {rest[0]}"
+
+
 def _parse_resource_path(parts):
     """Path segments after the group version -> (segments from the resource on, namespace or None)."""
     namespace = None
@@ -59,6 +74,27 @@ class ApiHandler(BaseHTTPRequestHandler):
 
     def _send_error(self, exc):
         self._send_json(exc.code, exc.status(), exc.headers)
+
+    def _send_fault(self, code):
+        """An injected fault (kube/traffic.py), as the API server or the network would produce it."""
+        if code == "drop":
+            self.close_connection = True  # no answer at all: the client sees the connection closed
+            return
+        if code == "429":  # API Priority and Fairness: plain text, Retry-After, no DisruptionBudget cause
+            data = b"Too many requests, please try again later.\n"
+            self.send_response(429)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Retry-After", "1")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        if code == "503":
+            self._send_error(errors.ApiError(503, "ServiceUnavailable", "the server is currently unable to handle the request"))
+            return
+        self._send_error(errors.ApiError(500, "InternalError", "Internal error occurred: sandbox injected fault",
+                                         {"causes": [{"message": "sandbox injected fault"}]}))
 
     def _read_body(self):
         raw = self._raw_body
@@ -110,6 +146,12 @@ class ApiHandler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query, keep_blank_values=True).items()}
         path = url.path.rstrip("/") or "/"
+        traffic = self.cluster.traffic
+        if traffic is not None:
+            fault = traffic.admit(self.cluster.name, request_operation(method, path))
+            if fault is not None:
+                self._send_fault(fault)
+                return
         try:
             if path in ("/healthz", "/livez", "/readyz"):
                 data = b"ok"

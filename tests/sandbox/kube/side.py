@@ -12,6 +12,7 @@ from .controllers import WorkloadController
 from .kubelet import Kubelet
 from .resources import resource_type
 from .termination import PodTerminator
+from .traffic import KubeFaultRule, KubeTraffic
 
 LOG = logging.getLogger("tests.sandbox.kube")
 NODES = resource_type("", "nodes")
@@ -35,6 +36,7 @@ class KubeSide:
         self.kubelet = Kubelet(self)
         self.controller = WorkloadController(self)
         self.terminator = PodTerminator(self)
+        self.traffic = KubeTraffic()
         self._stop = threading.Event()
         self._threads = []
 
@@ -81,6 +83,7 @@ class KubeSide:
                 self.clusters.pop(key).stop()
             kube = KubeCluster(region, cluster, self.state_dir, self.sts_endpoint_url, self.aws_state)
             self.terminator.watch(kube.store)
+            kube.traffic = self.traffic
             kube.start()
             self.clusters[key] = kube
             LOG.info("cluster %s: API server on %s (kubeconfig %s)", kube.name, kube.endpoint, kube.kubeconfig_path)
@@ -127,3 +130,23 @@ class KubeSide:
 
     def reboot(self, instance_id):
         return self.kubelet.reboot(instance_id)
+
+    def api_calls(self, cluster_name=None):
+        """Kubernetes API requests per cluster and operation: {"my-cluster": {"POST pods/eviction": 3, ...}}
+        (only that cluster's {operation: count} when cluster_name is given)."""
+        return self.traffic.calls(cluster_name)
+
+    def reset_api_calls(self):
+        self.traffic.counter.reset()
+
+    def inject_faults(self, cluster="*", rate=1.0, codes=None, *, every=None, operations=None, seed=None):
+        """Answer a share of a cluster's API requests ("*": every cluster) with a fault: "429" (rate limiting, no
+        DisruptionBudget cause), "500", "503" or "drop" (connection closed); see kube/traffic.py."""
+        self.traffic.faults.set(KubeFaultRule(service=cluster, rate=rate, codes=list(codes or []), every=every,
+                                              operations=list(operations or []), seed=seed))
+
+    def clear_faults(self, cluster=None):
+        self.traffic.faults.clear(cluster)
+
+    def faults(self):
+        return self.traffic.faults.rules()
