@@ -129,9 +129,8 @@ class DrainCluster:
         self.policy.create_namespaced_pod_disruption_budget(namespace, {"metadata": {"name": name}, "spec": spec})
 
     def kube_requests(self):
-        """Kubernetes API requests the cluster served so far (the sandbox's counter), or None without one."""
-        counter = getattr(self.sandbox.kube, "api_requests", None)
-        return counter(self.name) if counter else None
+        """{"GET pods": n, "POST pods/eviction": n, ...}: the Kubernetes API requests the cluster received so far."""
+        return dict(self.sandbox.kube_api_calls(self.name))
 
 
 class PdbWatcher:
