@@ -63,7 +63,7 @@ class DrainCluster:
         pods = self.core.list_pod_for_all_namespaces(field_selector="spec.nodeName=" + node).items
         return [p for p in pods if namespace is None or p.metadata.namespace == namespace]
 
-    def place_on(self, node, create, ready_selector=None, namespace="default", count=None, timeout=60):
+    def place_on(self, node, create, ready_selector="", namespace="default", count=None, timeout=60):
         """Run `create()` while every other node is cordoned, so the new pods land on `node`; wait until
         `count` pods matching `ready_selector` are Ready, then uncordon the others."""
         others = [n for n in self.nodes if n != node]
@@ -71,7 +71,7 @@ class DrainCluster:
             self.set_unschedulable(other, True)
         try:
             create()
-            if ready_selector:
+            if count is not None:
                 wait_for(lambda: self.ready_count(namespace, ready_selector) >= count, timeout=timeout, interval=0.2,
                          message="{0} Ready pods {1}".format(count, ready_selector))
         finally:
