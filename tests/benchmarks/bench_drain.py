@@ -16,10 +16,12 @@ tools), Kubernetes API requests of the median run (the sandbox's counter), outco
 left cordoned), and PDB violations seen by a watcher polling the sandbox's store every 50 ms (a PDB's Ready pods
 below its desiredHealthy at any moment), summed over the runs. Prints a table; asserts nothing.
 
-Tools: ours (defaults, timeout 120 s; scenario 4: 20 s); `kubectl drain --ignore-daemonsets --delete-emptydir-data
---timeout` (Debian's kubectl, 120 s; scenario 4: 20 s); `kubernetes.core.k8s_drain` with ignore_daemonsets,
+Tools: ours (defaults, timeout 120 s; scenario 4: 10 s); `kubectl drain --ignore-daemonsets --delete-emptydir-data
+--timeout` (Debian's kubectl, 120 s; scenario 4: 10 s); `kubernetes.core.k8s_drain` with ignore_daemonsets,
 delete_emptydir_data and wait_timeout 120, and `retries: 30, delay: 5, until: result is succeeded`, as its maintainers
-advise for PDB refusals (kubernetes.core#593; scenario 4: retries 3).
+advise for PDB refusals (kubernetes.core#593; scenario 4: retries 2). Any run still going after CAP_SECONDS is stopped,
+reported as not done, and that tool's further runs of the scenario are skipped (the `runs` column), to keep the whole
+benchmark near ten minutes.
 """
 
 import argparse
@@ -43,6 +45,9 @@ from tests.sandbox.kube.scenarios import wait_for  # noqa: E402
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 TOOLS = ("eks_node_drain", "kubectl drain", "k8s_drain")
+# A run still going after this many seconds is stopped and reported as such; that tool's further runs of the
+# scenario are skipped (k8s_drain's retry loop takes minutes on scenarios 2 and 3).
+CAP_SECONDS = 45
 
 
 def ansible_env(sandbox, cluster):
@@ -84,7 +89,10 @@ def run_tool(sandbox, cluster, tool, nodes, timeout, retries):
                 handle.write(text)
             argv = argv + [path]
         started = time.monotonic()
-        proc = subprocess.run(argv, env=ansible_env(sandbox, cluster), cwd=workdir, capture_output=True, text=True, timeout=timeout * 12 + 120)
+        try:
+            proc = subprocess.run(argv, env=ansible_env(sandbox, cluster), cwd=workdir, capture_output=True, text=True, timeout=CAP_SECONDS)
+        except subprocess.TimeoutExpired as exc:
+            proc = subprocess.CompletedProcess(argv, None, exc.stdout or "", exc.stderr or "")
         return time.monotonic() - started, proc
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -92,9 +100,9 @@ def run_tool(sandbox, cluster, tool, nodes, timeout, retries):
 
 def failure_reason(tool, proc):
     text = proc.stdout + proc.stderr
-    for needle, reason in (("PodDisruptionBudget default", "PDB named"), ("disruption budget", "PDB refusal (429)"),
-                           ("Too Many Requests", "429"), ("timed out", "timeout"), ("not drained within timeout", "timeout, PDB named"),
-                           ("global timeout", "timeout")):
+    for needle, reason in (("never allows a voluntary disruption", "PDB named, before cordon"),
+                           ("not drained within timeout", "timeout, PDB named"), ("disruption budget", "PDB refusal 429"),
+                           ("Too Many Requests", "429"), ("timed out", "timeout"), ("global timeout", "timeout")):
         if needle in text:
             return reason
     return "rc {0}".format(proc.returncode)
@@ -105,6 +113,8 @@ def outcome(cluster, tool, proc, namespace, nodes):
     pods_left = [p for n in nodes for p in cluster.pods_on(n, namespace) if p.metadata.deletion_timestamp is None]
     if proc.returncode == 0 and not pods_left:
         return "drained"
+    if proc.returncode is None:
+        return "not done at the {0} s cap, {1} pods left, {2}".format(CAP_SECONDS, len(pods_left), "left cordoned" if left else "schedulable")
     reason = failure_reason(tool, proc)
     return "failed ({0}), {1}".format(reason, "left cordoned" if left else "schedulable again")
 
@@ -151,7 +161,7 @@ SCENARIOS = {
     1: ("1 node, 200 pods, no PDB", 2, 1, scenario_1, 120, 30),
     2: ("1 node, 30 pods, PDBs 1 at a time", 2, 1, scenario_2, 120, 30),
     3: ("10 nodes, 30 pods, PDBs 1 at a time", 12, 10, scenario_3, 120, 30),
-    4: ("1 pod, PDB never allows", 2, 1, scenario_4, 20, 3),
+    4: ("1 pod, PDB never allows", 2, 1, scenario_4, 10, 2),
 }
 
 
@@ -180,10 +190,12 @@ def measure(sandbox, number, runs):
             samples.append((seconds, requests, outcome(cluster, tool, proc, namespace, targets)))
             violations += len({(v[1]) for v in watcher.violations})
             reset(cluster, namespace)
+            if proc.returncode is None:
+                break
         samples.sort(key=lambda s: s[0])
         median = samples[len(samples) // 2]
         outcomes = sorted({s[2] for s in samples})
-        rows.append((title, tool, statistics.median(s[0] for s in samples), median[1], " / ".join(outcomes), violations))
+        rows.append((title, tool, len(samples), statistics.median(s[0] for s in samples), median[1], " / ".join(outcomes), violations))
         print("  scenario {0} {1}: {2}".format(number, tool, [round(s[0], 1) for s in samples]), file=sys.stderr, flush=True)
     return rows
 
@@ -201,7 +213,7 @@ def main():
         os.environ.update(sandbox.env())
         for number in [int(n) for n in args.scenarios.split(",")]:
             rows.extend(measure(sandbox, number, args.runs))
-    header = ("scenario", "tool", "wall s (median)", "k8s requests", "outcome", "PDB violations")
+    header = ("scenario", "tool", "runs", "wall s (median)", "k8s requests", "outcome", "PDB violations")
     widths = [max(len(str(r[i])) if not isinstance(r[i], float) else 6 for r in rows + [header]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("| " + " | ".join("-" * w for w in widths) + " |")
