@@ -542,6 +542,9 @@ class NodeDrain:
             self.progress.event(self.name, "drained", log=True, evicted=len(self.report["evicted"]))
         except (NodeFailed, ApiException, TransportError) as exc:
             self.fail(exc)
+        except Exception as exc:  # pylint: disable=broad-except
+            # Whatever went wrong, the node must not stay cordoned by accident.
+            self.fail(NodeFailed("unexpected error: {0!r}".format(exc)))
         finally:
             self.report["pdb_wait_seconds"] = self.clock.seconds()
             self.report["duration_seconds"] = round(time.monotonic() - started, 2)
@@ -722,7 +725,15 @@ class NodeDrain:
                 except ApiException as exc:
                     if exc.status == 404:
                         return  # the budget was deleted: nothing to wait for
-                    raise
+                    if exc.status in (401, 403):
+                        raise NodeFailed(api_message(exc, "reading PodDisruptionBudget {0}".format(key)))
+                    self.sleep(delay, node_stop)  # rate limited or a transient server error: read again
+                    delay = min(delay * 1.5, POLL_MAX)
+                    continue
+                except TransportError:
+                    self.sleep(delay, node_stop)
+                    delay = min(delay * 1.5, POLL_MAX)
+                    continue
                 if healthy and self.ledger.available(key) > 0:
                     return
                 if not healthy and plan.unhealthy_may_be_evicted(pdb):
