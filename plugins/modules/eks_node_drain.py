@@ -160,7 +160,7 @@ seealso:
   - module: selfmanaged.eks.eks_nodegroup_asg
   - name: Draining a node (runbook)
     description: What the failure messages mean and what to do, in the collection's C(docs/runbooks/draining-a-node.md).
-    link: https://github.com/selfmanaged-eks/selfmanaged.eks/blob/main/docs/runbooks/draining-a-node.md
+    link: https://github.com/selfmanaged/eks/tree/main/docs/runbooks/draining-a-node.md
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 """
