@@ -282,7 +282,6 @@ diff:
 """
 
 import json
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
