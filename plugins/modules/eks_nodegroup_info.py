@@ -190,6 +190,13 @@ waited:
   returned: always
   type: int
   sample: 42
+timed_out:
+  description:
+    - Whether O(wait_ready.timeout) ran out (the module then fails, with RV(node_groups) and the per-instance diagnosis), so
+      that a role can wait in slices and go on after a timed-out slice.
+  returned: always
+  type: bool
+  sample: false
 """
 
 import time
@@ -475,14 +482,14 @@ def main():
     except WaitTimeout:
         reports = report.diagnose(state.get("reports") or [])
         module.fail_json(msg=timeout_message(reports, wait["count"], wait["timeout"], wait["schedulable"]), node_groups=reports,
-                         authentication_mode=report.mode, waited=int(time.monotonic() - started))
+                         authentication_mode=report.mode, waited=int(time.monotonic() - started), timed_out=True)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="cannot read the node groups of cluster {0}".format(name))
     except ApiException as exc:
         module.fail_json(msg="cannot list the Nodes of cluster {0}: HTTP {1} {2}; the identity running the task needs to read nodes "
                          "(an access entry or aws-auth mapping with a view policy)".format(name, exc.status, exc.reason))
     module.exit_json(changed=False, node_groups=reports, authentication_mode=report.mode,
-                     waited=int(time.monotonic() - started) if wait is not None else 0)
+                     waited=int(time.monotonic() - started) if wait is not None else 0, timed_out=False)
 
 
 if __name__ == "__main__":
