@@ -78,6 +78,26 @@ def cluster_not_ready_message(cluster_name, cluster, region=None):
     return None
 
 
+def kube_api_error_message(doing, status, reason, permission):
+    """What a Kubernetes API refusal means on an EKS cluster, and what to do.
+
+    401 is authentication: the cluster did not take the EKS token at all, whatever the
+    identity's Kubernetes permissions. 403 is authorization: the identity is known, and
+    `permission` (what it needs, e.g. "list Nodes: an access entry with AmazonEKSViewPolicy")
+    is missing.
+    """
+    if status == 401:
+        hint = ("an authentication problem, not a permission one: the cluster does not recognise the AWS identity the token was "
+                "signed with. That identity has no access entry or aws-auth mapping, or the token was signed with other credentials "
+                "than the AWS calls (a profile or assumed role the token did not use) or has expired; check which identity runs the "
+                "task (sts get-caller-identity) and give it an access entry")
+    elif status == 403:
+        hint = "the cluster knows the identity, but it may not {0}".format(permission)
+    else:
+        hint = "the Kubernetes API refused the request"
+    return "{0}: HTTP {1} {2}: {3}".format(doing, status, reason, hint)
+
+
 def write_ca_file(ca_data_b64, directory=None):
     """Write the cluster CA (base64 PEM, as DescribeCluster returns it) to a file; return its path."""
     try:

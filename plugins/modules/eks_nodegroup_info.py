@@ -229,6 +229,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import t
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import get_json
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
 from ansible_collections.selfmanaged.eks.plugins.module_utils.nodegroup import image_bootstrap_format
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
@@ -486,8 +487,8 @@ def main():
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="cannot read the node groups of cluster {0}".format(name))
     except ApiException as exc:
-        module.fail_json(msg="cannot list the Nodes of cluster {0}: HTTP {1} {2}; the identity running the task needs to read nodes "
-                         "(an access entry or aws-auth mapping with a view policy)".format(name, exc.status, exc.reason))
+        module.fail_json(msg=kube_api_error_message("cannot list the Nodes of cluster {0}".format(name), exc.status, exc.reason,
+                                                    "list Nodes (an access entry with AmazonEKSViewPolicy, or RBAC that allows it)"))
     module.exit_json(changed=False, node_groups=reports, authentication_mode=report.mode,
                      waited=int(time.monotonic() - started) if wait is not None else 0, timed_out=False)
 

@@ -25,3 +25,17 @@ def test_a_module_uses_the_token_from_aws_security_token_and_never_prints_it(san
     # the module passed a token to boto3 (masked in the invocation), and the token appears nowhere
     assert result["invocation"]["module_args"]["session_token"] == "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER"
     assert credentials["SessionToken"] not in repr(result)
+
+
+def test_an_identity_the_cluster_does_not_know_is_reported_as_an_authentication_problem(sandbox, unique_name):
+    from tests.sandbox.clusters import create_cluster
+
+    cluster = create_cluster(sandbox, unique_name("c401"))
+    iam = sandbox.client("iam")
+    user = unique_name("stranger")
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    result = run_module(sandbox, "eks_nodegroup_info", {"cluster_name": cluster["name"]}, env=env)
+    assert result.get("failed") is True
+    assert result["msg"].startswith("cannot list the Nodes of cluster {0}: HTTP 401 Unauthorized: an authentication problem".format(cluster["name"]))

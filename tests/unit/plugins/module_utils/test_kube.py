@@ -130,3 +130,13 @@ def test_kubeconfig_configuration_picks_the_context(tmp_path):
     path.write_text(yaml.safe_dump(kubeconfig))
     assert kubeconfig_configuration({"kubeconfig": str(path), "context": None}).host == "https://a.example:443"
     assert kubeconfig_configuration({"kubeconfig": str(path), "context": "ctx-b"}).host == "https://b.example:443"
+
+
+def test_401_is_an_authentication_problem_and_403_a_permission_one():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
+
+    unauthorized = kube_api_error_message("cannot list the Nodes of cluster prod", 401, "Unauthorized", "list Nodes")
+    assert unauthorized.startswith("cannot list the Nodes of cluster prod: HTTP 401 Unauthorized: an authentication problem")
+    assert "access entry" in unauthorized and "list Nodes" not in unauthorized
+    forbidden = kube_api_error_message("cannot list the Nodes of cluster prod", 403, "Forbidden", "list Nodes (AmazonEKSViewPolicy)")
+    assert forbidden == "cannot list the Nodes of cluster prod: HTTP 403 Forbidden: the cluster knows the identity, but it may not list Nodes (AmazonEKSViewPolicy)"
