@@ -25,6 +25,13 @@ description:
     last is always waited for.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, for the kubelet version check before an upgrade (O(check_node_skew))
+seealso:
+  - module: selfmanaged.eks.eks_cluster_info
+  - module: community.aws.eks_cluster
+    description: >-
+      Creates and deletes clusters only: no version upgrades, logging, endpoint access or access configuration changes.
 options:
   name:
     description:
