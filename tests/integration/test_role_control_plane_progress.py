@@ -63,7 +63,7 @@ def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox
     name = unique("cp-budget")
     run = playbook(role_play(tmp_path, sandbox, name, control_plane_wait_timeout=3))
     assert run.returncode != 0
-    failure = run.result("selfmanaged.eks.control_plane : Fail when control plane {0} is still not there".format(name))
+    failure = run.result("selfmanaged.eks.control_plane : Fail when the wait ran out for control plane {0}".format(name))
     assert failure["msg"].startswith("timed out after 1s waiting for cluster {0} to be ACTIVE; last state: CREATING.".format(name))
     assert "(control_plane_wait_timeout 3 s ran out: waited 3 s for cluster {0} to be ACTIVE in slices of up to 2 s;".format(name) in failure["msg"]
     assert len(slice_tasks(run, name)) == 2
