@@ -53,8 +53,9 @@ options:
     type: str
   no_proxy:
     description:
-      - Comma-separated hosts the Kubernetes API is reached at directly, as C(NO_PROXY) is read by curl: V(*), host names
-        (which match their subdomains too, V(.eks.amazonaws.com)), V(host:port), IP addresses and CIDR blocks.
+      - Comma-separated hosts the Kubernetes API is reached at directly, read as curl reads C(NO_PROXY). Entries are
+        V(*), host names (which match their subdomains too, V(.eks.amazonaws.com)), V(host:port), IP addresses and CIDR
+        blocks.
       - Without it, the C(NO_PROXY) (or C(no_proxy)) environment variable is used. V("") sends every request through
         O(proxy).
     type: str

@@ -122,7 +122,7 @@ def bypasses_proxy(host, no_proxy):
             continue
         if entry == "*":
             return True
-        entry_host, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 else (entry, "", "")
+        entry_host, entry_port = entry.split(":") if entry.count(":") == 1 else (entry, "")
         if entry_port and entry_port != str(port):
             continue
         if address is not None:
