@@ -43,6 +43,22 @@ options:
     type: bool
     default: true
     aliases: [verify_ssl]
+  proxy:
+    description:
+      - URL of an HTTP proxy for the Kubernetes API requests (HTTPS through C(CONNECT)), for example
+        V(http://proxy.example.com:3128); it may carry a user and password, and is never logged.
+      - Without it, the C(HTTPS_PROXY) (or C(https_proxy)) environment variable is used, and C(HTTP_PROXY) for an
+        C(http://) O(host). The AWS calls follow the same environment variables through boto3.
+      - Applies to every connection method (EKS token, O(host), O(kubeconfig)).
+    type: str
+  no_proxy:
+    description:
+      - Comma-separated hosts the Kubernetes API is reached at directly, read as curl reads C(NO_PROXY). Entries are
+        V(*), host names (which match their subdomains too, V(.eks.amazonaws.com)), V(host:port), IP addresses and CIDR
+        blocks.
+      - Without it, the C(NO_PROXY) (or C(no_proxy)) environment variable is used. V("") sends every request through
+        O(proxy).
+    type: str
 requirements:
   - kubernetes >= 29.0.0
 notes:

@@ -4,6 +4,7 @@
 
 """AWS access shared by every selfmanaged.eks module: one retry policy, one waiter."""
 
+import os
 import time
 
 try:
@@ -25,6 +26,23 @@ AWS_RETRY = AWSRetry.jittered_backoff(
 )
 
 
+def legacy_session_token(access_key, session_token, environ):
+    """The STS session token to add to credentials amazon.aws read from the environment, or None.
+
+    amazon.aws 10 reads the token from AWS_SESSION_TOKEN only, and hands the key pair to boto3
+    itself, so boto3's own reading of AWS_SECURITY_TOKEN never happens. AWX's Amazon Web
+    Services credential (older versions) and other tools inject the token as
+    AWS_SECURITY_TOKEN: without it, short-term keys fail with "security token invalid". The
+    older name counts only when no token was given and the key pair is the environment's own
+    (a key given as a task option is not paired with a token from the environment).
+    """
+    if session_token or not access_key:
+        return None
+    if access_key not in (environ.get("AWS_ACCESS_KEY_ID"), environ.get("AWS_ACCESS_KEY")):
+        return None
+    return environ.get("AWS_SECURITY_TOKEN") or None
+
+
 class EksAWSModule(AnsibleAWSModule):
     """amazon.aws's AnsibleAWSModule, for every selfmanaged.eks module.
 
@@ -32,7 +50,17 @@ class EksAWSModule(AnsibleAWSModule):
     2.19, which already reports what module.warn() recorded; the result is each warning
     followed by "[DEPRECATION WARNING]: Passing `warnings` to `exit_json` or `fail_json` is
     deprecated". Warnings here go through module.warn() only, and are shown once.
+
+    Credentials from the environment with the STS token in AWS_SECURITY_TOKEN work as with
+    AWS_SESSION_TOKEN (legacy_session_token()).
     """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        token = legacy_session_token(self.params.get("access_key"), self.params.get("session_token"), os.environ)
+        if token:
+            self._module.no_log_values.add(token)
+            self.params["session_token"] = token
 
     def _should_inject_warnings(self):
         return False
@@ -44,7 +72,15 @@ THROTTLING_CODES = frozenset(
 
 
 class WaitTimeout(Exception):
-    """A waiter ran out of time; the message says what it waited for and the last state."""
+    """A waiter ran out of time; the message says what it waited for and the last state.
+
+    `what` and `state` hold the two on their own, for callers that wait in slices and report progress.
+    """
+
+    def __init__(self, message, what=None, state=None):
+        super().__init__(message)
+        self.what = what
+        self.state = state
 
 
 class WaitFailed(Exception):
@@ -154,7 +190,9 @@ def wait_until(fetch, is_done, describe, timeout, what, is_failed=None, delay=2.
             raise WaitTimeout(
                 "timed out after {0}s waiting for {1}; last state: {2}. Raise wait_timeout or check the resource in the AWS console.".format(
                     int(timeout), what, state
-                )
+                ),
+                what=what,
+                state=state,
             )
         sleep(min(delay, max(0.0, deadline - clock())))
         if max_delay is not None:

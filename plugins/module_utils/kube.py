@@ -14,9 +14,11 @@ Which connection is used, in order of precedence:
 """
 
 import base64
+import ipaddress
 import json
 import os
 import tempfile
+from urllib.parse import urlsplit
 
 try:
     import kubernetes
@@ -38,6 +40,9 @@ KUBE_CONNECTION_SPEC = dict(
     api_key=dict(type="str", no_log=True),
     ca_cert=dict(type="path", aliases=["ssl_ca_cert"]),
     validate_certs=dict(type="bool", default=True, aliases=["verify_ssl"]),
+    # A proxy URL may carry a password.
+    proxy=dict(type="str", no_log=True),
+    no_proxy=dict(type="str"),
 )
 
 # States in which the EKS API server answers requests.
@@ -76,6 +81,92 @@ def cluster_not_ready_message(cluster_name, cluster, region=None):
     if not cluster.get("endpoint") or not (cluster.get("certificateAuthority") or {}).get("data"):
         return "EKS cluster {0!r} has no endpoint or certificate authority yet; wait until it is ACTIVE".format(cluster_name)
     return None
+
+
+def kube_api_error_message(doing, status, reason, permission):
+    """What a Kubernetes API refusal means on an EKS cluster, and what to do.
+
+    401 is authentication: the cluster did not take the EKS token at all, whatever the
+    identity's Kubernetes permissions. 403 is authorization: the identity is known, and
+    `permission` (what it needs, e.g. "list Nodes: an access entry with AmazonEKSViewPolicy")
+    is missing.
+    """
+    if status == 401:
+        hint = ("an authentication problem, not a permission one: the cluster does not recognise the AWS identity the token was "
+                "signed with. That identity has no access entry or aws-auth mapping, or the token was signed with other credentials "
+                "than the AWS calls (a profile or assumed role the token did not use) or has expired; check which identity runs the "
+                "task (sts get-caller-identity) and give it an access entry")
+    elif status == 403:
+        hint = "the cluster knows the identity, but it may not {0}".format(permission)
+    else:
+        hint = "the Kubernetes API refused the request"
+    return "{0}: HTTP {1} {2}: {3}".format(doing, status, reason, hint)
+
+
+def bypasses_proxy(host, no_proxy):
+    """Whether the API server `host` (URL or host name) is reached directly under `no_proxy` rules.
+
+    `no_proxy` is comma-separated, as curl and requests read NO_PROXY: `*`, host names (which
+    also match their subdomains, with or without a leading dot), `host:port`, IP addresses
+    and CIDR blocks.
+    """
+    parts = urlsplit(host if "://" in host else "//" + host)
+    name = (parts.hostname or "").lower()
+    port = parts.port or (443 if parts.scheme != "http" else 80)
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    for entry in (e.strip().lower() for e in (no_proxy or "").split(",")):
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        entry_host, entry_port = entry.split(":") if entry.count(":") == 1 else (entry, "")
+        if entry_port and entry_port != str(port):
+            continue
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry_host, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        suffix = entry_host.lstrip(".")
+        if name == suffix or name.endswith("." + suffix):
+            return True
+    return False
+
+
+def proxy_settings(params, environ):
+    """(proxy URL or None, no_proxy rules) for the API server: the module options, else the environment.
+
+    The kubernetes client ignores HTTPS_PROXY/NO_PROXY; this reads them as curl does
+    (HTTPS_PROXY for https servers, HTTP_PROXY for http ones, lower case too).
+    """
+    host = params.get("host") or ""
+    scheme = "HTTP" if host.startswith("http://") else "HTTPS"
+    proxy = params.get("proxy")
+    if proxy is None:
+        proxy = environ.get(scheme + "_PROXY") or environ.get(scheme.lower() + "_proxy")
+    no_proxy = params.get("no_proxy")
+    if no_proxy is None:
+        no_proxy = environ.get("NO_PROXY") or environ.get("no_proxy") or ""
+    return (proxy or None), no_proxy
+
+
+def apply_proxy(configuration, params, environ=None):
+    """Send the configuration's requests through the proxy of proxy_settings(), unless no_proxy exempts its host.
+
+    Set in full either way: recent kubernetes clients read the environment's proxies on their
+    own (urllib's way, where an empty no_proxy hides NO_PROXY), older ones not at all. A proxy
+    the configuration already has (a kubeconfig's proxy-url) stays when nothing else is set.
+    """
+    proxy, no_proxy = proxy_settings(dict(params, host=params.get("host") or configuration.host), os.environ if environ is None else environ)
+    proxy = proxy or getattr(configuration, "proxy", None)
+    configuration.proxy = proxy if proxy and not bypasses_proxy(configuration.host, no_proxy) else None
+    configuration.no_proxy = no_proxy or None
+    return configuration
 
 
 def write_ca_file(ca_data_b64, directory=None):
@@ -145,9 +236,9 @@ def kube_api_client(module, cluster=None, pool_size=None):
     try:
         method = connection_method(params)
         if method == "host":
-            return ApiClient(_sized(host_configuration(params), pool_size))
+            return ApiClient(_sized(apply_proxy(host_configuration(params), params), pool_size))
         if method == "kubeconfig":
-            return ApiClient(_sized(kubeconfig_configuration(params), pool_size))
+            return ApiClient(_sized(apply_proxy(kubeconfig_configuration(params), params), pool_size))
         # Imported here so that modules reached through host/kubeconfig need no AWS imports.
         from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
 
@@ -158,7 +249,7 @@ def kube_api_client(module, cluster=None, pool_size=None):
         if problem:
             raise KubeConnectionError(problem)
         token_source = EksTokenSource(aws_client(module, "sts"), name)
-        return ApiClient(_sized(eks_configuration(cluster, token_source, module.tmpdir), pool_size))
+        return ApiClient(_sized(apply_proxy(eks_configuration(cluster, token_source, module.tmpdir), params), pool_size))
     except KubeConnectionError as exc:
         module.fail_json(msg=str(exc))
 

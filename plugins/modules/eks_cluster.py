@@ -25,6 +25,13 @@ description:
     last is always waited for.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, for the kubelet version check before an upgrade (O(check_node_skew))
+seealso:
+  - module: selfmanaged.eks.eks_cluster_info
+  - module: community.aws.eks_cluster
+    description: >-
+      Creates and deletes clusters only: no version upgrades, logging, endpoint access or access configuration changes.
 options:
   name:
     description:
@@ -201,6 +208,14 @@ cluster:
     tags:
       description: Tags, keys unchanged.
       type: dict
+timed_out:
+  description:
+    - Whether O(wait_timeout) ran out. The module then fails, with C(changed) true when it had already created the cluster
+      or started an update, C(waiting_for) (what it waited for) and C(last_state); running it again picks up where it
+      stopped (it waits for the cluster to be ACTIVE, then applies what is still missing), so a role can wait in slices.
+  returned: always
+  type: bool
+  sample: false
 updates:
   description: The EKS updates started by this run, in order.
   returned: always
@@ -265,9 +280,17 @@ class ClusterManager:
         self.name = module.params["name"]
         self.eks = aws_client(module, "eks")
         self.updates = []
+        # Whether this run has written anything: a failure (a wait that timed out) after a write is still a change.
+        self.wrote = False
 
     def fail(self, msg, **kwargs):
-        self.module.fail_json(msg=msg, updates=self.updates, **kwargs)
+        self.module.fail_json(msg=msg, updates=self.updates, changed=self.wrote, **kwargs)
+
+    def fail_waiting(self, exc):
+        """WaitTimeout: `timed_out` with what was awaited and its last state, so a role can wait in slices and run again."""
+        if isinstance(exc, WaitTimeout):
+            self.fail(str(exc), timed_out=True, waiting_for=exc.what, last_state=exc.state)
+        self.fail(str(exc))
 
     def describe(self):
         try:
@@ -291,7 +314,7 @@ class ClusterManager:
                 fetch, is_done, cluster_state, self.module.params["wait_timeout"], what, is_failed=failed, delay=FIRST_POLL_DELAY, max_delay=MAX_POLL_DELAY
             )
         except (WaitTimeout, WaitFailed) as exc:
-            self.fail(str(exc))
+            self.fail_waiting(exc)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg="error while waiting for {0}".format(what))
 
@@ -320,7 +343,7 @@ class ClusterManager:
                 max_delay=MAX_POLL_DELAY,
             )
         except (WaitTimeout, WaitFailed) as exc:
-            self.fail(str(exc))
+            self.fail_waiting(exc)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg="error while waiting for {0}".format(what))
         update["status"] = done["status"]
@@ -332,6 +355,7 @@ class ClusterManager:
             response = call()
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg="EKS refused {0} of cluster {1}".format(kind, self.name), updates=self.updates)
+        self.wrote = True
         update = {"id": response["update"]["id"], "type": response["update"].get("type", kind), "status": response["update"].get("status")}
         update.update(extra)
         self.updates.append(update)
@@ -411,6 +435,7 @@ class ClusterManager:
             cluster = self.eks.create_cluster(aws_retry=True, **request)["cluster"]
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg="EKS refused to create cluster {0}".format(self.name))
+        self.wrote = True
         if params["wait"]:
             cluster = self.wait_active()
         return dict(changed=True, cluster=snake_cluster(cluster), updates=[], diff=diff)
@@ -467,6 +492,7 @@ class ClusterManager:
                 self.eks.untag_resource(resourceArn=arn, tagKeys=to_remove, aws_retry=True)
             if to_set:
                 self.eks.tag_resource(resourceArn=arn, tags=to_set, aws_retry=True)
+            self.wrote = self.wrote or bool(to_set or to_remove)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as exc:
             self.module.fail_json_aws(exc, msg="cannot update the tags of cluster {0}".format(self.name))
 
@@ -487,6 +513,7 @@ class ClusterManager:
                     )
             except botocore.exceptions.BotoCoreError as exc:
                 self.module.fail_json_aws(exc, msg="cannot delete cluster {0}".format(self.name))
+            self.wrote = True
         if self.module.params["wait"]:
             self.wait_for_cluster(lambda c: c is None, "cluster {0} to be deleted".format(self.name))
         return dict(changed=True, cluster={}, updates=[], diff=diff)
@@ -528,7 +555,7 @@ def main():
         result = manager.present(desired)
     if not module._diff:  # pylint: disable=protected-access
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(timed_out=False, **result)
 
 
 if __name__ == "__main__":

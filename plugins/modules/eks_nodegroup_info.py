@@ -190,6 +190,13 @@ waited:
   returned: always
   type: int
   sample: 42
+timed_out:
+  description:
+    - Whether O(wait_ready.timeout) ran out (the module then fails, with RV(node_groups) and the per-instance diagnosis), so
+      that a role can wait in slices and go on after a timed-out slice.
+  returned: always
+  type: bool
+  sample: false
 """
 
 import time
@@ -222,6 +229,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import t
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import get_json
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
 from ansible_collections.selfmanaged.eks.plugins.module_utils.nodegroup import image_bootstrap_format
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
@@ -475,14 +483,14 @@ def main():
     except WaitTimeout:
         reports = report.diagnose(state.get("reports") or [])
         module.fail_json(msg=timeout_message(reports, wait["count"], wait["timeout"], wait["schedulable"]), node_groups=reports,
-                         authentication_mode=report.mode, waited=int(time.monotonic() - started))
+                         authentication_mode=report.mode, waited=int(time.monotonic() - started), timed_out=True)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="cannot read the node groups of cluster {0}".format(name))
     except ApiException as exc:
-        module.fail_json(msg="cannot list the Nodes of cluster {0}: HTTP {1} {2}; the identity running the task needs to read nodes "
-                         "(an access entry or aws-auth mapping with a view policy)".format(name, exc.status, exc.reason))
+        module.fail_json(msg=kube_api_error_message("cannot list the Nodes of cluster {0}".format(name), exc.status, exc.reason,
+                                                    "list Nodes (an access entry with AmazonEKSViewPolicy, or RBAC that allows it)"))
     module.exit_json(changed=False, node_groups=reports, authentication_mode=report.mode,
-                     waited=int(time.monotonic() - started) if wait is not None else 0)
+                     waited=int(time.monotonic() - started) if wait is not None else 0, timed_out=False)
 
 
 if __name__ == "__main__":

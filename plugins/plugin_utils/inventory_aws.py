@@ -23,6 +23,7 @@ Every AWS call goes through AWS_RETRY (throttling retried with jittered backoff)
 The results are the fleet model's JSON-safe records (module_utils/fleet.py), so a cache can hold them.
 """
 
+import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import AWS_RET
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages_or_empty
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_code
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import legacy_session_token
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import INSTANCE_BATCH
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import chunks
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_cluster_groups
@@ -206,6 +208,9 @@ class FleetReader(AWSInventoryBase):
             # The STS call of assume_role_arn needs a region. Without `region` or AWS_REGION,
             # amazon.aws fails with "You must specify a region"; the first of `regions` will do.
             self._plugin.set_option("region", str(sorted(self.get_option("regions"))[0]))
+        token = legacy_session_token(self.get_option("access_key"), self.get_option("session_token"), os.environ)
+        if token:
+            self._plugin.set_option("session_token", token)
         self._set_frozen_credentials()
         # Values read from the configuration file carry Ansible's origin and trust tags; the
         # fleet holds plain strings (it is cached, and becomes host variables).

@@ -41,7 +41,13 @@ def role_task(run, name):
 
 
 def fail_message(run, asg_name):
-    return role_task(run, "Wait for the nodes of " + asg_name)["msg"]
+    return role_task(run, "Fail with the instances whose nodes are not Ready in group " + asg_name)["msg"]
+
+
+def wait_lines(run, asg_name):
+    """The progress lines of a node wait: one task per slice, named with the state after the previous slice."""
+    prefix = "selfmanaged.eks.node_bootstrap : Nodes of {0}: ".format(asg_name)
+    return [t["task"]["name"][len(prefix):] for t in run.tasks if t["task"]["name"].startswith(prefix)]
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,22 @@ def test_unauthorized_nodes_are_reported_per_instance(api_env, playbook, tmp_pat
     for instance in instances:
         assert "- {0} ({1}): not authorized: node role {2} has no EC2_LINUX access entry nor aws-auth mapping".format(
             instance["instance_id"], instance["private_dns_name"], api_env.node_role) in message
+
+
+def test_a_long_node_wait_prints_one_line_per_slice_with_the_state(api_env, playbook, tmp_path):
+    run = playbook(role_play(tmp_path, api_env, [{"name": "slow", "min_size": 2, "desired_capacity": 2}],
+                             node_bootstrap_authorization="none", node_bootstrap_wait_timeout=6, node_bootstrap_wait_progress=2))
+    assert run.returncode != 0
+    lines = wait_lines(run, api_env.name + "-slow")
+    # 6 s in slices of 2 s: three lines, not one per 1 s poll.
+    assert len(lines) == 3, lines
+    assert lines[0] == "not read yet; waiting up to 2 s more (0 of 6 s spent)"
+    instances = role_task(run, "Node group {0}-slow".format(api_env.name))["instances"]
+    for line in lines[1:]:
+        assert line.startswith("0 of 2 Ready, not yet: "), line
+        for instance in instances:
+            assert "{0} not_authorized".format(instance["instance_id"]) in line
+    assert "(node_bootstrap_wait_timeout 6 s ran out: 6 s waited in slices of up to 2 s)" in fail_message(run, api_env.name + "-slow")
 
 
 def test_access_entry_is_made_and_nodes_become_ready_then_nothing_changes(api_env, playbook, tmp_path):

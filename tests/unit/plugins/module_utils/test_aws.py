@@ -3,7 +3,7 @@
 import botocore.exceptions
 import pytest
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed, WaitTimeout, error_code, is_throttling, wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed, WaitTimeout, error_code, is_throttling, legacy_session_token, wait_until
 
 
 def client_error(code):
@@ -73,6 +73,8 @@ def test_timeout_names_what_and_last_state():
     assert "timed out after 10s waiting for cluster prod" in message
     assert "last state: status UPDATING" in message
     assert "wait_timeout" in message
+    # and on their own, for a role that waits in slices and prints where things stand
+    assert (info.value.what, info.value.state) == ("cluster prod", "status UPDATING")
 
 
 def test_timeout_while_throttled_says_so():
@@ -156,3 +158,22 @@ def test_all_pages_stops_without_a_token_and_passes_errors_on():
     assert all_pages(lambda aws_retry=False: {"clusters": ["a"]}, "clusters") == ["a"]
     with pytest.raises(botocore.exceptions.ClientError):
         all_pages(denied, "clusters")
+
+
+# ---- AWS_SECURITY_TOKEN (AWX's older AWS credential) ------------------------------------
+
+AWX_ENV = {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SECURITY_TOKEN": "FwoGZXIvYXdzEXAMPLE"}
+
+
+def test_security_token_completes_the_environments_key_pair():
+    assert legacy_session_token("ASIAEXAMPLE", None, AWX_ENV) == "FwoGZXIvYXdzEXAMPLE"
+    assert legacy_session_token("ASIAEXAMPLE", None, {"AWS_ACCESS_KEY": "ASIAEXAMPLE", "AWS_SECURITY_TOKEN": "t"}) == "t"
+
+
+def test_a_session_token_wins_and_other_keys_are_left_alone():
+    assert legacy_session_token("ASIAEXAMPLE", "from-AWS_SESSION_TOKEN", AWX_ENV) is None
+    # a key given as a task option is not paired with the environment's token
+    assert legacy_session_token("AKIAOTHERKEY", None, AWX_ENV) is None
+    # no key pair at all: boto3 finds credentials itself (profile, instance role), and reads AWS_SECURITY_TOKEN too
+    assert legacy_session_token(None, None, AWX_ENV) is None
+    assert legacy_session_token("ASIAEXAMPLE", None, dict(AWX_ENV, AWS_SECURITY_TOKEN="")) is None

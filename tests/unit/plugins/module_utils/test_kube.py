@@ -130,3 +130,65 @@ def test_kubeconfig_configuration_picks_the_context(tmp_path):
     path.write_text(yaml.safe_dump(kubeconfig))
     assert kubeconfig_configuration({"kubeconfig": str(path), "context": None}).host == "https://a.example:443"
     assert kubeconfig_configuration({"kubeconfig": str(path), "context": "ctx-b"}).host == "https://b.example:443"
+
+
+def test_401_is_an_authentication_problem_and_403_a_permission_one():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
+
+    unauthorized = kube_api_error_message("cannot list the Nodes of cluster prod", 401, "Unauthorized", "list Nodes")
+    assert unauthorized.startswith("cannot list the Nodes of cluster prod: HTTP 401 Unauthorized: an authentication problem")
+    assert "access entry" in unauthorized and "list Nodes" not in unauthorized
+    forbidden = kube_api_error_message("cannot list the Nodes of cluster prod", 403, "Forbidden", "list Nodes (AmazonEKSViewPolicy)")
+    assert forbidden == "cannot list the Nodes of cluster prod: HTTP 403 Forbidden: the cluster knows the identity, but it may not list Nodes (AmazonEKSViewPolicy)"
+
+
+@pytest.mark.parametrize("host, no_proxy, bypass", [
+    ("https://ABC.gr7.eu-west-1.eks.amazonaws.com", ".eks.amazonaws.com", True),
+    ("https://abc.gr7.eu-west-1.eks.amazonaws.com", "eks.amazonaws.com", True),
+    ("https://abc.gr7.eu-west-1.eks.amazonaws.com", "amazonaws.co", False),
+    ("https://10.0.3.4", "10.0.0.0/16", True),
+    ("https://10.1.3.4", "10.0.0.0/16", False),
+    ("https://127.0.0.1:6443", "127.0.0.1:6443", True),
+    ("https://127.0.0.1:6443", "127.0.0.1:443", False),
+    ("https://anything", "*", True),
+    ("https://anything", "", False),
+])
+def test_no_proxy_rules_read_as_curl_reads_them(host, no_proxy, bypass):
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import bypasses_proxy
+
+    assert bypasses_proxy(host, no_proxy) is bypass
+
+
+def test_proxy_options_win_over_the_environment():
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import proxy_settings
+
+    environ = {"HTTPS_PROXY": "http://env:3128", "NO_PROXY": ".internal", "HTTP_PROXY": "http://plain:80"}
+    assert proxy_settings({"host": "https://api"}, environ) == ("http://env:3128", ".internal")
+    assert proxy_settings({"host": "https://api", "proxy": "http://opt:8080", "no_proxy": ""}, environ) == ("http://opt:8080", "")
+    assert proxy_settings({"host": "http://api"}, environ)[0] == "http://plain:80"
+    assert proxy_settings({}, {"https_proxy": "http://lower:1"}) == ("http://lower:1", "")
+    assert proxy_settings({}, {}) == (None, "")
+
+
+def test_apply_proxy_leaves_exempt_hosts_direct():
+    from kubernetes.client import Configuration
+
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import apply_proxy
+
+    configuration = Configuration()
+    configuration.host = "https://abc.eks.amazonaws.com"
+    assert apply_proxy(configuration, {"proxy": "http://p:3128"}, {}).proxy == "http://p:3128"
+    direct = Configuration()
+    direct.host = "https://abc.eks.amazonaws.com"
+    assert apply_proxy(direct, {"proxy": "http://p:3128", "no_proxy": ".amazonaws.com"}, {}).proxy is None
+
+
+def test_a_kubeconfig_proxy_url_stays_without_proxy_settings():
+    from kubernetes.client import Configuration
+
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import apply_proxy
+
+    configuration = Configuration()
+    configuration.host = "https://abc.eks.amazonaws.com"
+    configuration.proxy = "http://from-kubeconfig:3128"
+    assert apply_proxy(configuration, {}, {}).proxy == "http://from-kubeconfig:3128"
