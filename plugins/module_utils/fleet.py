@@ -58,6 +58,17 @@ AUTOSCALER_LABEL_TAG = "k8s.io/cluster-autoscaler/node-template/label/{key}"
 AUTOSCALER_TAINT_TAG = "k8s.io/cluster-autoscaler/node-template/taint/{key}"
 # The Node annotation that keeps cluster-autoscaler from removing a node.
 AUTOSCALER_SCALE_DOWN_DISABLED = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
+# The Node label that takes a node out of cloud load balancer backends (a cordon alone no longer does, since 1.19).
+EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
+# The Node annotation eks_node_drain writes when it cordons: who and why (JSON), so that an uncordon
+# never undoes a cordon an operator made by hand.
+CORDON_OWNER_ANNOTATION = "selfmanaged.eks/cordoned-by"
+# The ASG tag node_rollout keeps while it replaces a group's instances: what it changed (JSON), so that a run
+# killed half-way is resumed or undone by the next one, never left suspended silently.
+ROLLOUT_STATE_TAG = "selfmanaged.eks/rollout"
+# The Node annotation node_rollout adds beside AUTOSCALER_SCALE_DOWN_DISABLED, so that it removes only the
+# scale-down-disabled annotations it added itself.
+ROLLOUT_SCALE_DOWN_MARK = "selfmanaged.eks/rollout-scale-down-disabled"
 # Managed node groups' ASGs carry this tag; EKS rolls them, not us.
 MANAGED_NODEGROUP_TAG = "eks:nodegroup-name"
 # Tags AWS puts on every instance: its group, and the launch template (version) it really

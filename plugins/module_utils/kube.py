@@ -126,10 +126,17 @@ def kubeconfig_configuration(params):
     return configuration
 
 
-def kube_api_client(module, cluster=None):
+def _sized(configuration, pool_size):
+    if pool_size:
+        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
+    return configuration
+
+
+def kube_api_client(module, cluster=None, pool_size=None):
     """A kubernetes ApiClient for the module's connection options (see the module docstring).
 
     `cluster` may be a DescribeCluster dict the module already fetched, to save a call.
+    `pool_size`: connections kept per host, for a module that calls from that many threads at once.
     Fails the module with a message that says what to do when the cluster cannot be reached.
     """
     if not HAS_KUBERNETES:
@@ -138,9 +145,9 @@ def kube_api_client(module, cluster=None):
     try:
         method = connection_method(params)
         if method == "host":
-            return ApiClient(host_configuration(params))
+            return ApiClient(_sized(host_configuration(params), pool_size))
         if method == "kubeconfig":
-            return ApiClient(kubeconfig_configuration(params))
+            return ApiClient(_sized(kubeconfig_configuration(params), pool_size))
         # Imported here so that modules reached through host/kubeconfig need no AWS imports.
         from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
 
@@ -151,7 +158,7 @@ def kube_api_client(module, cluster=None):
         if problem:
             raise KubeConnectionError(problem)
         token_source = EksTokenSource(aws_client(module, "sts"), name)
-        return ApiClient(eks_configuration(cluster, token_source, module.tmpdir))
+        return ApiClient(_sized(eks_configuration(cluster, token_source, module.tmpdir), pool_size))
     except KubeConnectionError as exc:
         module.fail_json(msg=str(exc))
 
@@ -165,20 +172,33 @@ def get_json(api_client, path, query=None, timeout=None):
     models, which costs seconds for a large list; a plain GET costs milliseconds. Raises the
     client's ApiException for a non-2xx answer, as the generated methods do.
     """
+    return request_json(api_client, "GET", path, query, timeout=timeout)
+
+
+def request_json(api_client, method, path, query=None, body=None, content_type="application/json", timeout=None):
+    """`method` `path` with a JSON `body` (dict or None); the answer parsed (None when empty). Raw, like get_json.
+
+    `content_type` for PATCH: "application/merge-patch+json" or "application/strategic-merge-patch+json".
+    `timeout`: seconds for this request (connect and read). Raises ApiException for a non-2xx answer
+    (its `status`, `body` and `headers` tell 429 from 500 and carry Retry-After).
+    """
     query = list(query or [])
+    headers = {"Accept": "application/json"}
+    if body is not None:
+        headers["Content-Type"] = content_type
     if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (openapi-generator 7)
         from kubernetes.client.exceptions import ApiException
 
-        method, url, headers, _body, _post = api_client.param_serialize(
-            "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+        method, url, headers, serialized, _post = api_client.param_serialize(
+            method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
+        response = api_client.call_api(method, url, header_params=headers, body=serialized, _request_timeout=timeout)
         response.read()
         if not 200 <= response.status < 300:
             raise ApiException(http_resp=response)
-        return json.loads(response.data)
+        return json.loads(response.data) if response.data else None
     response = api_client.call_api(
-        path, "GET", query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"],
+        path, method, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"],
         _preload_content=False, _return_http_data_only=True, _request_timeout=timeout,
     )
-    return json.loads(response.data)
+    return json.loads(response.data) if response.data else None

@@ -87,6 +87,9 @@ def _isoformat(value) -> str:
 def cluster_instances(region: str, cluster_name: str) -> list[dict]:
     """Instances tagged ``kubernetes.io/cluster/<name>=owned`` that are pending, running,
     stopping or stopped (terminated instances are absent)."""
+    from tests.sandbox.aws import autoscaling
+
+    autoscaling.settle()  # the kubelet's tick moves due Pending instances to running
     backend = _ec2_backend(region)
     tag_key = f"kubernetes.io/cluster/{cluster_name}"
     result = []

@@ -46,6 +46,10 @@ class SandboxSettings:
     # How long a deleted pod's containers take to stop (pod annotation sandbox.selfmanaged.eks/stop-seconds overrides).
     pod_stop_delay: float = 0.1
     kubelet_interval: float = 0.2
+    # Auto Scaling: how long a launched instance stays Pending (EC2 pending) before InService
+    # (running), and how long a terminated one stays Terminating (EC2 shutting-down).
+    instance_launch_delay: float = 0.0
+    instance_terminate_delay: float = 0.0
     # Kubeconfigs and CA files; a fresh temporary directory (removed on stop) when None.
     state_dir: str | None = None
     host: str = "127.0.0.1"
@@ -89,6 +93,7 @@ class Sandbox:
         else:
             os.makedirs(settings.state_dir, exist_ok=True)
         eks.configure(settings.account_id, settings.status_delay)
+        autoscaling.configure(settings.instance_launch_delay, settings.instance_terminate_delay)
         # moto's state is process-global: a sandbox started after another one stopped starts
         # empty; one started while another runs shares its AWS state (there is only one moto).
         if _RUNNING:
@@ -116,6 +121,7 @@ class Sandbox:
             on_reset=self._seed,
             health=lambda: {"status": "ok", "region": settings.region, "kube": self.kube is not None},
             kube_control=lambda *request: self.kube.traffic.control(*request) if self.kube is not None else None,
+            ami_release=self._ami_release_control,
         )
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request drowns the test output
         self._server = make_server(settings.host, settings.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -281,11 +287,25 @@ class Sandbox:
             raise RuntimeError("the Kubernetes side of the sandbox is not running (see the log for why it did not start)")
         return self.kube
 
-    def publish_ami_release(self, release: str, region: str | None = None) -> dict[str, str]:
-        """Publish a new EKS AMI release (``YYYYMMDD``): registers its AMIs and moves the SSM
-        parameters to them, as AWS does. Returns ``{parameter name: ami id}``."""
+    def publish_ami_release(self, release: str, region: str | None = None, kubernetes: str | list | None = None,
+                            family: str | list | None = None) -> dict[str, str]:
+        """Publish a new EKS AMI release (``YYYYMMDD``): registers its AMIs (new ids, names with that
+        date) and moves the SSM parameters to them, as AWS does; ``kubernetes`` ("1.31" or a list)
+        and ``family`` ("al2023", "al2", "bottlerocket" or a list) limit it. Returns
+        ``{parameter name: ami id}``."""
         from tests.sandbox.aws import amis
 
-        if release not in amis.BOTTLEROCKET_RELEASES:
-            amis.BOTTLEROCKET_RELEASES[release] = ("1.49.0", release[-8:])
-        return amis.publish_release(self.settings.account_id, region or self.settings.region, release)
+        def as_list(value):
+            return [value] if isinstance(value, str) else list(value or [])
+
+        return amis.publish_release(self.settings.account_id, region or self.settings.region, str(release),
+                                    as_list(kubernetes), as_list(family))
+
+    def _ami_release_control(self, spec: dict) -> dict:
+        """``POST /_sandbox/amis/release`` body -> ``{"published": {parameter: ami id}}``."""
+        unknown = set(spec) - {"release", "kubernetes", "family", "region"}
+        if unknown or "release" not in spec:
+            raise ValueError(f"unknown keys {sorted(unknown)} or no \"release\"; send e.g. "
+                             '{"release": "20261201", "kubernetes": "1.31", "family": "al2023"}')
+        return {"published": self.publish_ami_release(spec["release"], spec.get("region"), spec.get("kubernetes"),
+                                                      spec.get("family"))}

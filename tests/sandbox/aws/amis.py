@@ -92,7 +92,11 @@ class AmiSpec:
         return f"/aws/service/bottlerocket/aws-k8s-{k8s}{flavour}/{self.arch}/latest"
 
 
-def ami_specs(release: str) -> list[AmiSpec]:
+FAMILIES = ("al2023", "al2", "bottlerocket")
+
+
+def ami_specs(release: str, kubernetes_versions=None, families=None) -> list[AmiSpec]:
+    """Every AMI of one release, or only those of some Kubernetes versions / AMI families."""
     specs = []
     for k8s in SUPPORTED_VERSIONS:
         for arch in ("x86_64", "arm64"):
@@ -102,7 +106,29 @@ def ami_specs(release: str) -> list[AmiSpec]:
         specs.append(AmiSpec("al2", k8s, "x86_64", "standard", release))
         specs.append(AmiSpec("al2", k8s, "arm64", "standard", release))
         specs.append(AmiSpec("al2", k8s, "x86_64", "nvidia", release))
-    return specs
+    return [spec for spec in specs if (not kubernetes_versions or spec.kubernetes in kubernetes_versions)
+            and (not families or spec.family in families)]
+
+
+def check_release_request(release: str, kubernetes_versions=None, families=None) -> None:
+    """Refuse a release that is not YYYYMMDD, or versions/families the sandbox has no AMIs for."""
+    try:
+        datetime.datetime.strptime(str(release), "%Y%m%d")
+    except ValueError:
+        raise ValueError(f"release {release!r} is not a date YYYYMMDD; pass e.g. \"20261201\"") from None
+    unknown = sorted(set(kubernetes_versions or ()) - set(SUPPORTED_VERSIONS))
+    if unknown:
+        raise ValueError(f"Kubernetes version(s) {unknown} have no EKS AMIs in the sandbox; use one of {list(SUPPORTED_VERSIONS)}")
+    unknown = sorted(set(families or ()) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"AMI family(ies) {unknown} are unknown; use one of {list(FAMILIES)}")
+
+
+def _ensure_bottlerocket_release(release: str) -> None:
+    """A release not seeded at start gets the next Bottlerocket minor version."""
+    if release not in BOTTLEROCKET_RELEASES:
+        minor = 49 + sum(1 for known in BOTTLEROCKET_RELEASES if known > RELEASES[-1])
+        BOTTLEROCKET_RELEASES[release] = (f"1.{minor}.0", hashlib.sha256(release.encode()).hexdigest()[:8])
 
 
 def _register(ec2_backend, spec: AmiSpec, region: str, created: datetime.datetime) -> str:
@@ -158,17 +184,20 @@ def _put_parameter(ssm_backend, account_id: str, name: str, value: str, data_typ
         dict.__setitem__(params, name, [parameter])
 
 
-def publish_release(account_id: str, region: str, release: str) -> dict[str, str]:
-    """Register the AMIs of one release and point the SSM parameters at them (a new EKS AMI
-    release, as AWS publishes them). Returns ``{ssm image_id parameter: ami id}``."""
+def publish_release(account_id: str, region: str, release: str, kubernetes_versions=None, families=None) -> dict[str, str]:
+    """Register the AMIs of one release and point the SSM parameters (``recommended``/``latest``)
+    at them, as AWS publishes a new EKS AMI release; ``kubernetes_versions``/``families`` limit it
+    to some versions / AMI families. Returns ``{ssm image_id parameter: ami id}``."""
     from moto.ec2.models import ec2_backends
     from moto.ssm.models import ssm_backends
 
+    check_release_request(release, kubernetes_versions, families)
+    _ensure_bottlerocket_release(release)
     ec2 = ec2_backends[account_id][region]
     ssm = ssm_backends[account_id][region]
     when = datetime.datetime.strptime(release, "%Y%m%d").replace(tzinfo=datetime.timezone.utc)
     published = {}
-    for spec in ami_specs(release):
+    for spec in ami_specs(release, kubernetes_versions, families):
         image_id = _register(ec2, spec, region, when)
         prefix = spec.ssm_prefix()
         _put_parameter(ssm, account_id, f"{prefix}/image_id", image_id, "aws:ec2:image", when)

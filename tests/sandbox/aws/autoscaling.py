@@ -22,20 +22,81 @@
   from the oldest launch template version/configuration, then the oldest instance; here
   InService instances are removed in that order (Standby ones stay, as in AWS).
 
-``install()`` replaces ``FakeAutoScalingGroup.replace_autoscaling_group_instances`` and
-``set_desired_capacity`` once.
+Instance lifecycle and processes (moto has every instance InService at once, records
+suspended processes without honouring them, and lets desired capacity leave [min, max]):
+
+- A launched instance is ``Pending`` (EC2 ``pending``) for ``SETTINGS.launch_delay`` seconds,
+  then ``InService`` (``running``); Pending instances count towards desired capacity, as in AWS.
+- ``TerminateInstanceInAutoScalingGroup``: the instance is ``Terminating`` (EC2
+  ``shutting-down``) for ``SETTINGS.terminate_delay`` seconds, then gone (EC2 ``terminated``).
+  Without ``ShouldDecrementDesiredCapacity`` the group launches a replacement at once; with it
+  desired drops by one, refused below ``MinSize`` with AWS's message (moto detached the
+  instance and never refused).
+- Suspended processes are honoured: ``Launch`` (nothing is launched; desired may exceed the
+  instances until it is resumed), ``Terminate`` (no scale-in), ``HealthCheck`` (an InService
+  instance whose EC2 instance is stopped/stopping is marked Unhealthy unless suspended),
+  ``ReplaceUnhealthy`` (Unhealthy instances are terminated and replaced unless suspended),
+  ``InstanceRefresh`` (see ``autoscaling_refresh``). ``AZRebalance``: the sandbox never
+  rebalances AZs on its own (it only balances new launches and scale-in), so suspending it
+  changes nothing.
+- Scale-in skips instances protected from scale-in (``SetInstanceProtection``,
+  ``NewInstancesProtectedFromScaleIn``), and Standby ones.
+- ``DesiredCapacity`` outside ``[MinSize, MaxSize]`` is refused (ValidationError) by
+  SetDesiredCapacity, CreateAutoScalingGroup and UpdateAutoScalingGroup with AWS's messages.
+- ``EnterStandby`` needs InService instances and, with ``ShouldDecrementDesiredCapacity``,
+  desired staying at or above MinSize; without it the group launches a replacement.
+  ``ExitStandby`` needs Standby instances and increments desired (refused above MaxSize).
+
+Time-driven transitions happen in ``settle()``: the middleware calls it before every Auto
+Scaling and EC2 request, and ``aws_state.cluster_instances`` (the kubelet stand-in's tick) too,
+so no timer thread is needed.
+
+``install()`` patches moto's classes once.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
+import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 LOG = logging.getLogger("sandbox.autoscaling")
 
 _installed = False
+
+
+@dataclass
+class AutoScalingSettings:
+    launch_delay: float = 0.0  # seconds an instance stays Pending (EC2 pending)
+    terminate_delay: float = 0.0  # seconds an instance stays Terminating (EC2 shutting-down)
+
+
+SETTINGS = AutoScalingSettings()
+# Held while instances change state (requests run in parallel threads; the kubelet ticks too).
+LOCK = threading.RLock()
+
+# The processes the sandbox honours (SuspendProcesses accepts every process name AWS knows).
+LAUNCH, TERMINATE, HEALTH_CHECK, REPLACE_UNHEALTHY, AZ_REBALANCE, INSTANCE_REFRESH = (
+    "Launch", "Terminate", "HealthCheck", "ReplaceUnhealthy", "AZRebalance", "InstanceRefresh")
+CAPACITY_STATES = ("Pending", "InService")  # the instances that count towards desired capacity
+
+
+def configure(launch_delay: float, terminate_delay: float) -> None:
+    SETTINGS.launch_delay = float(launch_delay)
+    SETTINGS.terminate_delay = float(terminate_delay)
+
+
+def is_suspended(group, process: str) -> bool:
+    return process in {p["ProcessName"] for p in group.suspended_processes}
+
+
+def capacity_instances(group) -> list:
+    """Pending and InService instances: what desired capacity counts (not Standby, not Terminating)."""
+    return [s for s in group.instance_states if s.lifecycle_state in CAPACITY_STATES]
 
 
 def _subnet_plan(group, count: int) -> list[tuple[str | None, str | None]]:
@@ -79,7 +140,7 @@ def _purchase_plan(group, count: int) -> list[str | None]:
     return plan
 
 
-def _template_version(group):
+def template_version(group):
     template = group.ec2_launch_template
     if not template:
         return None
@@ -119,11 +180,18 @@ def _apply_profile_and_metadata(group, instance, template_data: dict[str, Any] |
 
 def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags: dict[str, str]) -> None:
     from moto.autoscaling.models import ASG_NAME_TAG, InstanceState
+    from moto.ec2.models.instances import InstanceState as Ec2State
+
+    if count_needed <= 0:
+        return
+    if is_suspended(self, LAUNCH):
+        LOG.info("group %s: Launch is suspended; %d instance(s) not launched", self.name, count_needed)
+        return
 
     propagated_tags[ASG_NAME_TAG] = self.name
     propagated_tags.update(self.instance_tags)
     associate_public_ip = self.launch_config.associate_public_ip_address if self.launch_config else None
-    version = _template_version(self)
+    version = template_version(self)
     launch_template = None
     if version is not None:
         launch_template = {"LaunchTemplateId": self.ec2_launch_template.id, "Version": str(version.number)}
@@ -149,10 +217,15 @@ def replace_autoscaling_group_instances(self, count_needed: int, propagated_tags
             instance.autoscaling_group = self
             state = InstanceState(instance, protected_from_scale_in=self.new_instances_protected_from_scale_in)
             state.launched_template_version = version.number if version is not None else None
+            state.launched_at = time.monotonic()
+            if SETTINGS.launch_delay > 0:
+                state.lifecycle_state = "Pending"
+                state.in_service_at = state.launched_at + SETTINGS.launch_delay
+                instance._state = Ec2State("pending", 0)
             self.instance_states.append(state)
 
 
-def _is_current(group, state, version) -> bool:
+def is_current(group, state, version) -> bool:
     instance = state.instance
     if version is not None:
         tags = instance.ec2_backend.tags.get(instance.id, {})
@@ -164,14 +237,14 @@ def _is_current(group, state, version) -> bool:
 def termination_order(group) -> list:
     """The group's unprotected InService instances in the order the default termination policy
     would terminate them."""
-    version = _template_version(group)
-    remaining = [s for s in group.active_instances() if not s.protected_from_scale_in]
+    version = template_version(group)
+    remaining = [s for s in capacity_instances(group) if not s.protected_from_scale_in]
     order = []
     while remaining:
         per_zone = Counter(s.instance.placement.zone for s in remaining)
         zone = max(sorted(per_zone), key=lambda z: per_zone[z])
         in_zone = [s for s in remaining if s.instance.placement.zone == zone]
-        chosen = min(in_zone, key=lambda s: (_is_current(group, s, version), s.instance.launch_time))
+        chosen = min(in_zone, key=lambda s: (is_current(group, s, version), s.instance.launch_time))
         order.append(chosen)
         remaining.remove(chosen)
     return order
@@ -186,18 +259,233 @@ def set_desired_capacity(self, new_capacity: int | None) -> None:
     of each new one coming from ``_purchase_plan``, and scale-in follows ``termination_order``.
     """
     self.desired_capacity = self.min_size if new_capacity is None else new_capacity
-    target = self.desired_capacity or 0
-    current = len(self.active_instances())
-    if target > current:
-        self.replace_autoscaling_group_instances(target - current, self.get_propagated_tags())
-    elif target < current:
-        doomed = termination_order(self)[:current - target]
-        if doomed:
-            self.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id for state in doomed])
-            self.instance_states = [state for state in self.instance_states if state not in doomed]
+    reconcile(self)
     if self.name in self.autoscaling_backend.autoscaling_groups:
         self.autoscaling_backend.update_attached_elbs(self.name)
         self.autoscaling_backend.update_attached_target_groups(self.name)
+
+
+def begin_termination(group, state) -> None:
+    """Take one instance out of service: Terminating now, gone ``terminate_delay`` later."""
+    from moto.ec2.models.instances import InstanceState as Ec2State
+
+    state.lifecycle_state = "Terminating"
+    state.terminated_at = time.monotonic() + SETTINGS.terminate_delay
+    if SETTINGS.terminate_delay <= 0:
+        _finish_termination(group, state)
+    else:
+        state.instance._state = Ec2State("shutting-down", 32)
+
+
+def _finish_termination(group, state) -> None:
+    group.autoscaling_backend.ec2_backend.terminate_instances([state.instance.id])
+    group.instance_states = [s for s in group.instance_states if s is not state]
+
+
+def reconcile(group) -> None:
+    """Bring the group's Pending + InService instances to desired capacity (plus an instance
+    refresh's surge), as far as the suspended processes allow."""
+    target = (group.desired_capacity or 0) + getattr(group, "sandbox_surge", 0)
+    current = len(capacity_instances(group))
+    if target > current:
+        group.replace_autoscaling_group_instances(target - current, group.get_propagated_tags())
+    elif target < current and not is_suspended(group, TERMINATE):
+        for state in termination_order(group)[:current - target]:
+            begin_termination(group, state)
+
+
+def _settle_group(group, now: float) -> None:
+    from moto.ec2.models.instances import InstanceState as Ec2State
+
+    for state in list(group.instance_states):
+        if state.lifecycle_state == "Pending" and now >= getattr(state, "in_service_at", 0):
+            state.lifecycle_state = "InService"
+            if state.instance.state == "pending":
+                state.instance._state = Ec2State("running", 16)
+        elif state.lifecycle_state == "Terminating" and now >= getattr(state, "terminated_at", 0):
+            _finish_termination(group, state)
+    if not is_suspended(group, HEALTH_CHECK):
+        for state in group.instance_states:
+            if state.lifecycle_state == "InService" and state.instance.state in ("stopping", "stopped"):
+                state.health_status = "Unhealthy"
+    if not is_suspended(group, REPLACE_UNHEALTHY):
+        for state in [s for s in group.instance_states if s.lifecycle_state == "InService" and s.health_status == "Unhealthy"]:
+            LOG.info("group %s: replacing unhealthy instance %s", group.name, state.instance.id)
+            begin_termination(group, state)
+    from tests.sandbox.aws import autoscaling_refresh
+
+    autoscaling_refresh.step(group, now)
+    reconcile(group)
+
+
+def settle() -> None:
+    """Apply every transition that is due (Pending -> InService, Terminating -> gone, health
+    replacement, instance refresh batches) in every account and region."""
+    from moto.autoscaling.models import autoscaling_backends
+
+    now = time.monotonic()
+    with LOCK:
+        for regions in list(autoscaling_backends.values()):
+            for backend in list(regions.values()):
+                for group in list(backend.autoscaling_groups.values()):
+                    _settle_group(group, now)
+
+
+def _validation_error(message: str):
+    from moto.autoscaling.exceptions import ValidationError
+
+    return ValidationError(message)
+
+
+def check_capacity(min_size, max_size, desired) -> None:
+    """AWS's answer to a group whose desired capacity would leave [min, max]."""
+    if min_size is not None and max_size is not None and min_size > max_size:
+        raise _validation_error(f"Max bound, {max_size}, must be greater than or equal to min bound, {min_size}")
+    if desired is None:
+        return
+    if (min_size is not None and desired < min_size) or (max_size is not None and desired > max_size):
+        raise _validation_error(f"Desired capacity:{desired} must be between the specified min size:{min_size} "
+                                f"and max size:{max_size}")
+
+
+def _find_state(backend, instance_id: str):
+    for group in backend.autoscaling_groups.values():
+        for state in group.instance_states:
+            if state.instance.id == instance_id:
+                return group, state
+    raise _validation_error(f"Instance Id not found - No managed instance found for instance ID: {instance_id}")
+
+
+def _locked(function):
+    def wrapper(*args, **kwargs):
+        with LOCK:
+            return function(*args, **kwargs)
+
+    wrapper.__name__ = function.__name__
+    wrapper.__doc__ = function.__doc__
+    return wrapper
+
+
+def _patch_backend(backend_class, response_class) -> None:
+    original_create = backend_class.create_auto_scaling_group
+    original_update = backend_class.update_auto_scaling_group
+    original_enter = backend_class.enter_standby_instances
+    original_exit = backend_class.exit_standby_instances
+    original_set_protection = backend_class.set_instance_protection
+    original_suspend = backend_class.suspend_processes
+    original_resume = backend_class.resume_processes
+    original_delete = backend_class.delete_auto_scaling_group
+
+    def delete_auto_scaling_group(self, group_name):
+        # Deleting a group terminates all its instances whatever is suspended or in Standby.
+        group = self.autoscaling_groups.get(group_name)
+        if group is not None:
+            group.suspended_processes = []
+            group.sandbox_surge = 0
+        original_delete(self, group_name)
+        if group is not None:
+            for state in list(group.instance_states):
+                _finish_termination(group, state)
+
+    def create_auto_scaling_group(self, name, availability_zones, desired_capacity, max_size, min_size, *args, **kwargs):
+        def number(value):
+            return None if value is None else int(value)
+
+        check_capacity(number(min_size), number(max_size),
+                       number(desired_capacity) if desired_capacity is not None else number(min_size))
+        return original_create(self, name, availability_zones, desired_capacity, max_size, min_size, *args, **kwargs)
+
+    def update_auto_scaling_group(self, name, availability_zones, desired_capacity, max_size, min_size, *args, **kwargs):
+        group = self.autoscaling_groups.get(name)
+        if group is not None:
+            new_min = group.min_size if min_size is None else min_size
+            new_max = group.max_size if max_size is None else max_size
+            if desired_capacity is not None:
+                check_capacity(new_min, new_max, desired_capacity)
+            else:
+                check_capacity(new_min, new_max, None)
+                # AWS moves desired into the new bounds when only the bounds change.
+                current = group.desired_capacity or 0
+                desired_capacity = min(max(current, new_min or 0), new_max) if new_max is not None else None
+                if desired_capacity == current:
+                    desired_capacity = None
+        return original_update(self, name, availability_zones, desired_capacity, max_size, min_size, *args, **kwargs)
+
+    def terminate_instance(self, instance_id: str, should_decrement: bool):
+        from moto.autoscaling.models import TerminateInstanceActivity
+
+        group, state = _find_state(self, instance_id)
+        original = group.desired_capacity
+        if state.lifecycle_state == "Terminating":
+            return TerminateInstanceActivity(state.instance, original)
+        if should_decrement and state.lifecycle_state in CAPACITY_STATES:
+            if (group.desired_capacity or 0) - 1 < (group.min_size or 0):
+                raise _validation_error(
+                    f"Currently, desiredSize equals minSize ({group.min_size}). Terminating instance without replacement "
+                    "will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false "
+                    "or lower group's min size.")
+            group.desired_capacity -= 1
+        begin_termination(group, state)
+        reconcile(group)  # without decrement: the replacement
+        return TerminateInstanceActivity(state.instance, original)
+
+    def enter_standby_instances(self, group_name, instance_ids, should_decrement):
+        group = self.autoscaling_groups[group_name]
+        states = {s.instance.id: s for s in group.instance_states}
+        for instance_id in instance_ids:
+            state = states.get(instance_id)
+            if state is None or state.lifecycle_state != "InService":
+                current = state.lifecycle_state if state else "not in the group"
+                raise _validation_error(f"The instance {instance_id} is not in InService (it is {current}).")
+        if should_decrement and (group.desired_capacity or 0) - len(instance_ids) < (group.min_size or 0):
+            raise _validation_error(
+                f"AutoScalingGroup {group_name} has min-size={group.min_size}, max-size={group.max_size}, and "
+                f"desired-size={group.desired_capacity}. Entering standby with ShouldDecrementDesiredCapacity would "
+                "result in desired-size below min-size.")
+        return original_enter(self, group_name, instance_ids, should_decrement)
+
+    def exit_standby_instances(self, group_name, instance_ids):
+        group = self.autoscaling_groups[group_name]
+        states = {s.instance.id: s for s in group.instance_states}
+        for instance_id in instance_ids:
+            state = states.get(instance_id)
+            if state is None or state.lifecycle_state != "Standby":
+                current = state.lifecycle_state if state else "not in the group"
+                raise _validation_error(f"The instance {instance_id} is not in Standby (it is {current}).")
+        if (group.desired_capacity or 0) + len(instance_ids) > (group.max_size or 0):
+            raise _validation_error(
+                f"AutoScalingGroup {group_name} has min-size={group.min_size}, max-size={group.max_size}, and "
+                f"desired-size={group.desired_capacity}. Exiting standby would result in desired-size above max-size.")
+        return original_exit(self, group_name, instance_ids)
+
+    def resume_processes(self, group_name, scaling_processes):
+        original_resume(self, group_name, scaling_processes)
+        reconcile(self.autoscaling_groups[group_name])
+
+    original_response_set_desired = response_class.set_desired_capacity
+
+    def response_set_desired_capacity(self):
+        group = self.autoscaling_backend.autoscaling_groups.get(self._get_param("AutoScalingGroupName"))
+        desired = self._get_int_param("DesiredCapacity")
+        if group is not None and desired is not None:
+            if group.max_size is not None and desired > group.max_size:
+                raise _validation_error(f"New SetDesiredCapacity value {desired} is above max value {group.max_size} "
+                                        "for the AutoScalingGroup.")
+            if group.min_size is not None and desired < group.min_size:
+                raise _validation_error(f"New SetDesiredCapacity value {desired} is below min value {group.min_size} "
+                                        "for the AutoScalingGroup.")
+        return original_response_set_desired(self)
+
+    backend_class.create_auto_scaling_group = _locked(create_auto_scaling_group)
+    backend_class.update_auto_scaling_group = _locked(update_auto_scaling_group)
+    backend_class.terminate_instance = _locked(terminate_instance)
+    backend_class.enter_standby_instances = _locked(enter_standby_instances)
+    backend_class.exit_standby_instances = _locked(exit_standby_instances)
+    backend_class.set_instance_protection = _locked(original_set_protection)
+    backend_class.suspend_processes = _locked(original_suspend)
+    backend_class.resume_processes = _locked(resume_processes)
+    backend_class.delete_auto_scaling_group = _locked(delete_auto_scaling_group)
+    response_class.set_desired_capacity = response_set_desired_capacity
 
 
 def _instance_launch_template(self) -> dict[str, Any] | None:
@@ -215,10 +503,13 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
+    from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
+    from moto.autoscaling.responses import AutoScalingResponse
 
     InstanceState.launch_template = property(_instance_launch_template)
 
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
-    FakeAutoScalingGroup.set_desired_capacity = set_desired_capacity
+    FakeAutoScalingGroup.set_desired_capacity = _locked(set_desired_capacity)
+    FakeAutoScalingGroup.active_instances = capacity_instances
+    _patch_backend(AutoScalingBackend, AutoScalingResponse)
     _installed = True

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import botocore
 
-from tests.sandbox.aws import eks
+from tests.sandbox.aws import autoscaling, autoscaling_refresh, eks
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
@@ -299,9 +299,11 @@ def _start(start_response: Callable, status: int, headers: list) -> None:
 class SandboxMiddleware:
     def __init__(self, moto_app: Callable, counter: CallCounter, faults: FaultInjector,
                  on_reset: Callable[[], None] | None = None, health: Callable[[], dict] | None = None,
-                 kube_control: Callable[[str, str, dict, bytes], tuple | None] | None = None):
+                 kube_control: Callable[[str, str, dict, bytes], tuple | None] | None = None,
+                 ami_release: Callable[[dict], dict] | None = None):
         self.moto_app = moto_app
         self.kube_control = kube_control  # the Kubernetes side's /_sandbox/kube/... endpoints (kube/traffic.py)
+        self.ami_release = ami_release  # POST /_sandbox/amis/release (Sandbox.publish_ami_release)
         self.counter = counter
         self.faults = faults
         self.on_reset = on_reset
@@ -329,6 +331,12 @@ class SandboxMiddleware:
         code = None if warm_up or aws_internal else self.faults.decide(call)
         if code is not None:
             status, headers, payload = fault_response(call, code)
+            _start(start_response, status, headers + [("Content-Length", str(len(payload)))])
+            return [payload]
+        if call.service in ("autoscaling", "ec2"):
+            autoscaling.settle()  # due Pending/Terminating transitions, instance refresh batches
+        if call.service == "autoscaling" and autoscaling_refresh.handles(call.operation):
+            status, headers, payload = autoscaling_refresh.handle(call.operation, call.region, body)
             _start(start_response, status, headers + [("Content-Length", str(len(payload)))])
             return [payload]
         if call.service == "eks":
@@ -382,6 +390,11 @@ class SandboxMiddleware:
                 return self._json(start_response, *answer)
         if path == "/_sandbox/health" and method == "GET":
             return self._json(start_response, 200, dict(self.health(), uptime_seconds=round(time.time() - self.started, 3)))
+        if path == "/_sandbox/amis/release" and method == "POST" and self.ami_release is not None:
+            try:
+                return self._json(start_response, 200, self.ami_release(json.loads(self._read_body(environ) or b"{}")))
+            except (ValueError, TypeError) as error:
+                return self._json(start_response, 400, {"error": str(error)})
         if path == "/_sandbox/calls":
             if method == "GET":
                 return self._json(start_response, 200, self.counter.snapshot())

@@ -54,3 +54,44 @@ def test_a_new_release_moves_the_parameter_and_keeps_the_old_image(sandbox):
     assert after["Version"] == before["Version"] + 1
     images = {i["ImageId"]: i["Name"] for i in ec2.describe_images(ImageIds=[before["Value"], after["Value"]])["Images"]}
     assert images[after["Value"]].endswith("-1.30-v20261201")
+
+
+def test_release_for_one_version_and_family_over_the_control_interface(sandbox):
+    import json
+    import urllib.error
+    import urllib.request
+
+    ssm, ec2 = sandbox.client("ssm"), sandbox.client("ec2")
+    al2023 = "/aws/service/eks/optimized-ami/1.32/amazon-linux-2023/x86_64/standard/recommended/image_id"
+    al2 = "/aws/service/eks/optimized-ami/1.32/amazon-linux-2/recommended/image_id"
+    before = {name: ssm.get_parameter(Name=name)["Parameter"]["Value"] for name in (al2023, al2)}
+
+    def post(spec):
+        request = urllib.request.Request(f"{sandbox.endpoint_url}/_sandbox/amis/release", data=json.dumps(spec).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return json.load(answer)
+
+    published = post({"release": "20261215", "kubernetes": "1.32", "family": "al2023"})["published"]
+    assert set(published) == {name for name in published if "/1.32/amazon-linux-2023/" in name} and al2023 in published
+    assert ssm.get_parameter(Name=al2023)["Parameter"]["Value"] == published[al2023] != before[al2023]
+    assert ssm.get_parameter(Name=al2)["Parameter"]["Value"] == before[al2]  # other families untouched
+    recommended = json.loads(ssm.get_parameter(Name=al2023.rsplit("/", 1)[0])["Parameter"]["Value"])
+    assert recommended["image_id"] == published[al2023] and recommended["release_version"] == "1.32.6-20261215"
+    [image] = ec2.describe_images(ImageIds=[published[al2023]])["Images"]
+    assert image["Name"] == "amazon-eks-node-al2023-x86_64-standard-1.32-v20261215"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        post({"release": "2026-12-15"})
+    assert refused.value.code == 400 and "YYYYMMDD" in json.load(refused.value)["error"]
+
+
+def test_upgrade_path_versions_have_amis_for_every_family(sandbox):
+    ssm = sandbox.client("ssm")
+    for version in ("1.30", "1.31", "1.32", "1.33"):
+        names = [f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/x86_64/standard/recommended/image_id",
+                 f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2/recommended/image_id",
+                 f"/aws/service/bottlerocket/aws-k8s-{version}/x86_64/latest/image_id"]
+        found = ssm.get_parameters(Names=names)
+        assert found["InvalidParameters"] == [], version
+        images = sandbox.client("ec2").describe_images(ImageIds=[p["Value"] for p in found["Parameters"]])["Images"]
+        assert len(images) == 3 and all(version in image["Name"] for image in images)

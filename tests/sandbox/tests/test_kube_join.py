@@ -168,6 +168,8 @@ def test_stopped_instance_is_not_ready_with_the_shutdown_taint_and_recovers_on_s
     name = wait_for(lambda: _node_of(core, instance_id)).metadata.name
     wait_for(lambda: name in scenarios.ready_node_names(core), message="Ready")
     ec2 = sandbox.client("ec2")
+    # As on AWS, the group would replace a stopped instance unless its health checks are suspended.
+    sandbox.client("autoscaling").suspend_processes(AutoScalingGroupName=group, ScalingProcesses=["HealthCheck"])
 
     ec2.stop_instances(InstanceIds=[instance_id])
     wait_for(lambda: name not in scenarios.ready_node_names(core), message="NotReady while stopped")

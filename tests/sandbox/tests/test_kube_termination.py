@@ -215,6 +215,11 @@ def test_pods_of_a_stopped_node_stay_terminating_until_its_kubelet_runs_again(sa
     node = _running_pod(core, "on-stopped-node", stop_seconds=0.2, grace=1).spec.node_name
     instance_id = core.read_node(node).spec.provider_id.rsplit("/", 1)[-1]
     ec2 = sandbox.client("ec2")
+    # As on AWS, the group would replace a stopped instance unless its health checks are suspended.
+    tags = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [instance_id]},
+                                      {"Name": "key", "Values": ["aws:autoscaling:groupName"]}])["Tags"]
+    for tag in tags:
+        sandbox.client("autoscaling").suspend_processes(AutoScalingGroupName=tag["Value"], ScalingProcesses=["HealthCheck"])
     ec2.stop_instances(InstanceIds=[instance_id])
     try:
         wait_for(lambda: node not in scenarios.ready_node_names(core), message="node NotReady")
