@@ -202,3 +202,32 @@ def request_json(api_client, method, path, query=None, body=None, content_type="
         _preload_content=False, _return_http_data_only=True, _request_timeout=timeout,
     )
     return json.loads(response.data) if response.data else None
+
+
+def watch_events(api_client, path, query=None, timeout=None):
+    """The events of a watch (`watch=true` is added to `query`), each parsed ({"type", "object"}), as they arrive.
+
+    Ends when the server closes the watch (`timeoutSeconds`). Raises ApiException for a non-2xx answer. Needs
+    kubernetes >= 35 (openapi-generator 7 streams responses); raises NotImplementedError on older clients, whose
+    callers poll instead.
+    """
+    if not hasattr(api_client, "param_serialize"):
+        raise NotImplementedError("watching needs kubernetes >= 35")
+    from kubernetes.client.exceptions import ApiException
+
+    query = list(query or []) + [("watch", "true")]
+    method, url, headers, _body, _post = api_client.param_serialize(
+        "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
+    )
+    response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
+    if not 200 <= response.status < 300:
+        response.read()
+        raise ApiException(http_resp=response)
+    stream = response.response
+    try:
+        for line in stream:
+            line = line.strip()
+            if line:
+                yield json.loads(line)
+    finally:
+        stream.release_conn()

@@ -282,7 +282,6 @@ diff:
 """
 
 import json
-import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -295,13 +294,16 @@ except ImportError:
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import drain as plan
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client, request_json
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client, request_json, watch_events
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
 # Seconds between reads of a node's pods or of a PDB someone waits for: quick at first, then sparser.
 POLL_FIRST = 0.2
 POLL_MAX = 1.0
+# With a watch on a PDB, waiters read it when an event says it may allow a disruption, and at least this often.
+WATCHED_POLL = 2.0
+WATCH_SECONDS = 30
 # Seconds between retries of a rate-limited (429 without a budget cause) or failed request.
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 8.0
@@ -389,6 +391,14 @@ class Api:
         namespace, name = key.split("/", 1)
         return self.call("GET", "/apis/policy/v1/namespaces/{0}/poddisruptionbudgets/{1}".format(namespace, name))
 
+    def watch_pdb(self, key, resource_version):
+        namespace, name = key.split("/", 1)
+        query = [("fieldSelector", "metadata.name=" + name), ("timeoutSeconds", WATCH_SECONDS)]
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        return watch_events(self.client, "/apis/policy/v1/namespaces/{0}/poddisruptionbudgets".format(namespace), query,
+                            timeout=(REQUEST_TIMEOUT[0], WATCH_SECONDS + 10))
+
     def daemonset_exists(self, namespace, name):
         try:
             self.call("GET", "/apis/apps/v1/namespaces/{0}/daemonsets/{1}".format(namespace, name))
@@ -438,6 +448,10 @@ class BudgetWatch:
         self.api, self.ledger = api, plan.DisruptionLedger()
         self.lock = threading.Lock()
         self.last = {}         # key -> (monotonic time of the read, pdb)
+        self.events = threading.Condition()
+        self.versions = {}     # key -> how many times its watch woke the waiters
+        self.watching = {}     # key -> True while its watch runs
+        self.stopped = threading.Event()
         token = self.ledger.read_started()
         for pdb in pdbs:
             self.ledger.observe(plan.pod_key(pdb), (pdb.get("status") or {}).get("disruptionsAllowed", 0), token)
@@ -453,6 +467,58 @@ class BudgetWatch:
             self.ledger.observe(key, (pdb.get("status") or {}).get("disruptionsAllowed", 0), token)
             self.last[key] = (time.monotonic(), pdb)
             return pdb
+
+    # A watch per PDB someone waits for: it only wakes the waiters, who then read the PDB (a read, not the event,
+    # feeds the ledger, because only a read has a known place in the order of our own evictions).
+    def watch(self, key):
+        """Start, once per PDB, a watch that wakes its waiters when it may allow a disruption; False when it cannot."""
+        with self.events:
+            if key not in self.watching:
+                self.watching[key] = True
+                threading.Thread(target=self._watch, args=(key,), daemon=True).start()
+            return self.watching[key]
+
+    def _watch(self, key):
+        failures = 0
+        while not self.stopped.is_set() and failures < 3:
+            with self.lock:
+                resource_version = ((self.last.get(key, (None, {}))[1] or {}).get("metadata") or {}).get("resourceVersion")
+            try:
+                for event in self.api.watch_pdb(key, resource_version):
+                    if event.get("type") == "ERROR":
+                        with self.lock:
+                            self.last.pop(key, None)  # too old a resourceVersion (410): watch from now on
+                        break
+                    pdb = event.get("object") or {}
+                    if event.get("type") == "DELETED" or (pdb.get("status") or {}).get("disruptionsAllowed", 0) > 0 \
+                            or plan.unhealthy_may_be_evicted(pdb):
+                        self._wake(key)
+                failures = 0
+            except NotImplementedError:
+                break
+            except (ApiException, TransportError, ValueError):
+                failures += 1
+                self.stopped.wait(1.0)
+        with self.events:
+            self.watching[key] = False  # waiters poll from now on
+            self.events.notify_all()
+
+    def _wake(self, key):
+        with self.events:
+            self.versions[key] = self.versions.get(key, 0) + 1
+            self.events.notify_all()
+
+    def version(self, key):
+        with self.events:
+            return self.versions.get(key, 0)
+
+    def wait_change(self, key, seen, timeout):
+        """Wait until the watch of `key` woke its waiters since `seen` (version()), or `timeout` seconds."""
+        with self.events:
+            self.events.wait_for(lambda: self.versions.get(key, 0) != seen or not self.watching.get(key), max(0.0, timeout))
+
+    def close(self):
+        self.stopped.set()
 
 
 class WaitClock:
@@ -504,6 +570,8 @@ class NodeDrain:
 
     # -- reading and planning (no writes) ------------------------------------------------
     def plan(self, daemonsets):
+        """Read the node's pods and decide for each; the refusals go to the report. Returns (pods, decisions)."""
+        self.daemonsets = daemonsets
         pods = self.api.pods_on(self.name)
         existing = {ds for ds in plan.daemonsets_to_check(pods) if daemonsets(*ds)}
         decisions = plan.select_pods(pods, existing, self.params["force"], self.params["delete_emptydir_data"])
@@ -527,7 +595,7 @@ class NodeDrain:
         return patch
 
     # -- acting --------------------------------------------------------------------------
-    def run(self, decisions, pods):
+    def run(self):
         started = time.monotonic()
         self.deadline = started + self.params["timeout"]
         try:
@@ -537,7 +605,19 @@ class NodeDrain:
                 self.api.patch_node(self.name, patch)
                 self.report["changed"] = True
                 self.progress.event(self.name, "cordoned", log=True)
-            self.drain(decisions, {p["metadata"]["uid"]: p for p in pods})
+            # Read again after the cordon (and after each round): pods evicted from a node drained at the same time
+            # may have landed here since the plan; the cordon keeps new ones away.
+            preflight_budgets = self.report["pdbs"]
+            while True:
+                pods, decisions = self.plan(self.daemonsets)
+                self.report["pdbs"] = preflight_budgets or self.report["pdbs"]
+                if self.report["refused"]:
+                    raise NodeFailed("pods that arrived after the pre-flight cannot go: {0}".format(
+                        "; ".join("{0} {1}".format(r["pod"], r["reason"]) for r in self.report["refused"])))
+                todo = [d for d in decisions if d["action"] in (plan.EVICT, plan.DELETE, plan.WAIT)]
+                if not todo:
+                    break
+                self.drain(todo, {p["metadata"]["uid"]: p for p in pods})
             self.report["state"] = "drained"
             self.progress.event(self.name, "drained", log=True, evicted=len(self.report["evicted"]))
         except (NodeFailed, ApiException, TransportError) as exc:
@@ -720,8 +800,10 @@ class NodeDrain:
         try:
             delay = POLL_FIRST
             while not self.out_of_time(node_stop):
+                watched = self.budgets.watch(key)
+                seen = self.budgets.version(key)
                 try:
-                    pdb = self.budgets.read(key, max_age=delay)
+                    pdb = self.budgets.read(key, max_age=0.05 if watched else delay)
                 except ApiException as exc:
                     if exc.status == 404:
                         return  # the budget was deleted: nothing to wait for
@@ -738,6 +820,9 @@ class NodeDrain:
                     return
                 if not healthy and plan.unhealthy_may_be_evicted(pdb):
                     return
+                if watched:
+                    self.budgets.wait_change(key, seen, min(WATCHED_POLL, self.deadline - time.monotonic()))
+                    continue
                 self.sleep(delay, node_stop)
                 delay = min(delay * 1.5, POLL_MAX)
         finally:
@@ -833,11 +918,11 @@ def drain_nodes(module, api, nodes, progress):
         module.warn("disable_eviction: true deletes pods without asking their PodDisruptionBudgets; availability is not protected")
 
     def run(entry):
-        drain, pods, decisions = entry
+        drain = entry[0]
         if stop.is_set():
             return drain.report
         before = plan.node_schedulability(drain.node)
-        report = drain.run(decisions, pods)
+        report = drain.run()
         if report["state"] in ("failed", "restored"):
             stop.set()
         current = api.node(drain.name)
@@ -846,8 +931,11 @@ def drain_nodes(module, api, nodes, progress):
             diff["before"][drain.name], diff["after"][drain.name] = before, after
         return report
 
-    with ThreadPoolExecutor(max_workers=params["max_concurrent_nodes"]) as pool:
-        reports = list(pool.map(run, planned))
+    try:
+        with ThreadPoolExecutor(max_workers=params["max_concurrent_nodes"]) as pool:
+            reports = list(pool.map(run, planned))
+    finally:
+        budgets.close()
     return reports, diff
 
 

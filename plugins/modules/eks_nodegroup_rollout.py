@@ -316,10 +316,17 @@ class GroupRollout:
     def annotate_nodes(self, disable):
         """Keep cluster-autoscaler from removing the group's Nodes (disable), or take back the annotations we added."""
         for inst in self.group["instances"]:
-            node = self.reader.nodes.get(inst["instance_id"])
-            if not node:
+            record = self.reader.nodes.get(inst["instance_id"])
+            if not record:
                 continue
-            annotations = (node.get("metadata") or {}).get("annotations") or {}
+            path = "/api/v1/nodes/" + record["name"]
+            try:
+                # Node records carry no annotations: read the Node itself.
+                annotations = (request_json(self.reader.api_client, "GET", path).get("metadata") or {}).get("annotations") or {}
+            except ApiException as exc:
+                if exc.status == 404:
+                    continue  # deleted meanwhile (its instance is terminating)
+                raise
             if disable and fleet.AUTOSCALER_SCALE_DOWN_DISABLED not in annotations:
                 patch = {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: "true", fleet.ROLLOUT_SCALE_DOWN_MARK: "true"}
             elif not disable and fleet.ROLLOUT_SCALE_DOWN_MARK in annotations:
@@ -329,8 +336,7 @@ class GroupRollout:
             self.changed = True
             if not self.module.check_mode:
                 try:
-                    request_json(self.reader.api_client, "PATCH", "/api/v1/nodes/" + node["metadata"]["name"],
-                                 body={"metadata": {"annotations": patch}}, content_type=MERGE_PATCH)
+                    request_json(self.reader.api_client, "PATCH", path, body={"metadata": {"annotations": patch}}, content_type=MERGE_PATCH)
                 except ApiException as exc:
                     if exc.status != 404:  # a Node deleted meanwhile has nothing left to annotate
                         raise

@@ -48,6 +48,7 @@ TOOLS = ("eks_node_drain", "kubectl drain", "k8s_drain")
 # A run still going after this many seconds is stopped and reported as such; that tool's further runs of the
 # scenario are skipped (k8s_drain's retry loop takes minutes on scenarios 2 and 3).
 CAP_SECONDS = 45
+args_verbose = False
 
 
 def ansible_env(sandbox, cluster):
@@ -172,12 +173,12 @@ def reset(cluster, namespace):
     wait_for(lambda: not cluster.core.list_namespaced_pod(namespace).items, timeout=120, interval=0.5, message="namespace emptied")
 
 
-def measure(sandbox, number, runs):
+def measure(sandbox, number, runs, tools):
     title, size, targets_count, build, timeout, retries = SCENARIOS[number]
     cluster = DrainCluster(sandbox, size=size)
     targets = cluster.nodes[:targets_count]
     rows = []
-    for tool in TOOLS:
+    for tool in tools:
         samples, violations = [], 0
         for run in range(runs):
             namespace = cluster.namespace("s{0}-{1}-{2}".format(number, TOOLS.index(tool), run))
@@ -187,6 +188,9 @@ def measure(sandbox, number, runs):
                 seconds, proc = run_tool(sandbox, cluster, tool, targets, timeout, retries)
             after = cluster.kube_requests()
             requests = sum(after.values()) - sum(before.values())
+            if args_verbose:
+                print("    {0} run {1}: {2}".format(tool, run, {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}),
+                      file=sys.stderr)
             samples.append((seconds, requests, outcome(cluster, tool, proc, namespace, targets)))
             violations += len({(v[1]) for v in watcher.violations})
             reset(cluster, namespace)
@@ -204,7 +208,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default="1,2,3,4")
+    parser.add_argument("--tools", default=",".join(TOOLS), help="comma-separated, of: " + ", ".join(TOOLS))
+    parser.add_argument("--verbose", action="store_true", help="print each run's requests by operation")
     args = parser.parse_args()
+    global args_verbose
+    args_verbose = args.verbose
     if not shutil.which("kubectl"):
         sys.exit("kubectl is missing: make kubectl installs Debian's package")
     started = time.monotonic()
@@ -212,7 +220,7 @@ def main():
     with Sandbox(SandboxSettings()) as sandbox:
         os.environ.update(sandbox.env())
         for number in [int(n) for n in args.scenarios.split(",")]:
-            rows.extend(measure(sandbox, number, args.runs))
+            rows.extend(measure(sandbox, number, args.runs, args.tools.split(",")))
     header = ("scenario", "tool", "runs", "wall s (median)", "k8s requests", "outcome", "PDB violations")
     widths = [max(len(str(r[i])) if not isinstance(r[i], float) else 6 for r in rows + [header]) for i in range(len(header))]
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")

@@ -13,6 +13,7 @@ import time
 
 import kubernetes
 
+from tests.sandbox.clusters import create_cluster
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 
@@ -25,7 +26,7 @@ class DrainCluster:
 
     def __init__(self, sandbox, size=2):
         self.sandbox = sandbox
-        self.cluster = scenarios.create_cluster(sandbox, mode="CONFIG_MAP")
+        self.cluster = create_cluster(sandbox, mode="CONFIG_MAP")
         self.name = self.cluster["name"]
         self.api = scenarios.kube_client(sandbox, self.cluster)
         self.core = kubernetes.client.CoreV1Api(self.api)

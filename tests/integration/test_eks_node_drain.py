@@ -79,17 +79,19 @@ def test_refusals_are_reported_for_every_pod_before_anything_is_cordoned(module_
     assert two_nodes.pods_on(target, "default") == []
 
 
-def test_pdb_one_at_a_time_is_never_violated_and_waits_are_reported(module_runner, two_nodes):
+def test_pdb_one_at_a_time_is_never_violated_and_waits_are_reported(module_runner, two_nodes, tmp_path):
     target = two_nodes.nodes[0]
     two_nodes.place_on(target, lambda: two_nodes.deployment("default", "api", 4, stop_seconds=0.5, ready_seconds=1), "app=api",
                        count=4)
     two_nodes.pdb("default", "api", "api", min_available=3)
 
     with PdbWatcher(two_nodes) as watcher:
-        result = drain(module_runner, two_nodes, nodes=[target], max_concurrent_evictions=4)
+        result = drain(module_runner, two_nodes, nodes=[target], max_concurrent_evictions=4, progress_file=str(tmp_path / "progress"))
     assert result.get("failed") is not True, result.get("msg")
     report = node_report(result, target)
     assert len(report["evicted"]) == 4
+    events = [json.loads(line)["event"] for line in (tmp_path / "progress").read_text().splitlines()]
+    assert events == ["cordoned"] + ["evicted"] * 4 + ["drained"]
     assert watcher.samples > 10 and watcher.violations == []
     assert report["pdb_wait_seconds"]["default/api"] > 1.0
     assert report["pdbs"][0]["name"] == "api" and report["pdbs"][0]["can_ever_allow"] is True
@@ -132,6 +134,29 @@ def test_a_drain_interrupted_by_its_timeout_leaves_the_node_as_it_was_with_a_dia
     assert kept.get("failed") is True and node_report(kept, target)["state"] == "failed"
     assert cordoned(two_nodes, target)
     assert other not in kept["msg"]
+
+
+def test_unhealthy_pod_eviction_policy_decides_for_pods_that_are_not_ready(module_runner, two_nodes):
+    target = two_nodes.nodes[0]
+    def never_ready():
+        # Pods that never become Ready (a crash loop, as far as the budgets can tell), bound to the target.
+        for name in ("stuck", "loose"):
+            two_nodes.deployment("default", name, 2, ready_seconds=3600)
+        wait_for(lambda: len(two_nodes.pods_on(target, "default")) == 4, message="four pods on the target")
+
+    two_nodes.place_on(target, never_ready)
+    two_nodes.pdb("default", "stuck", "stuck", min_available=1, policy="IfHealthyBudget")
+    two_nodes.pdb("default", "loose", "loose", min_available=1, policy="AlwaysAllow")
+
+    result = drain(module_runner, two_nodes, nodes=[target], timeout=4)
+    assert result.get("failed") is True
+    report = node_report(result, target)
+    assert sorted(p.rsplit("-", 2)[0] for p in report["evicted"]) == ["default/loose", "default/loose"]
+    stuck = report["diagnosis"]
+    assert {d["pdb"] for d in stuck} == {"default/stuck"}
+    assert stuck[0]["unhealthy_pod_eviction_policy"] == "IfHealthyBudget" and stuck[0]["current_healthy"] == 0
+    assert len(stuck[0]["unhealthy_pods"]) == 2 and all(" on {0} (Running, not Ready)".format(target) in p for p in stuck[0]["unhealthy_pods"])
+    assert not cordoned(two_nodes, target)
 
 
 def test_an_operators_cordon_stays_through_drain_failure_and_uncordon(module_runner, two_nodes):

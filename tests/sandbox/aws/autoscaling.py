@@ -328,7 +328,10 @@ def settle() -> None:
         for regions in list(autoscaling_backends.values()):
             for backend in list(regions.values()):
                 for group in list(backend.autoscaling_groups.values()):
-                    _settle_group(group, now)
+                    try:
+                        _settle_group(group, now)
+                    except Exception:  # noqa: BLE001 - one broken group must not fail every EC2 request
+                        LOG.exception("group %s: settling its instances failed", group.name)
 
 
 def _validation_error(message: str):

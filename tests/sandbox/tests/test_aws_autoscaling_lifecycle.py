@@ -329,3 +329,26 @@ def test_instance_refresh_skip_matching_cancel_and_bad_preferences(sandbox, grou
     assert asg.cancel_instance_refresh(AutoScalingGroupName=name)["InstanceRefreshId"] == started
     wait_for(lambda: _refresh(sandbox, name)["Status"] == "Cancelled", message="Cancelled")
     assert {i["InstanceType"] for i in describe(sandbox, name)["Instances"]} == {"m5.large"}
+
+
+def test_instance_refresh_moves_nodes_to_a_newly_published_ami_without_draining(sandbox, cluster, core):
+    role, profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(core, role)
+    name = scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster), size=2)
+    asg, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    asg.update_auto_scaling_group(AutoScalingGroupName=name, MaxSize=4)
+    old = set(scenarios.group_instances(sandbox, name))
+    wait_for(lambda: all(_node_of(core, i) for i in old), message="old nodes registered")
+    sandbox.reset_kube_api_calls()
+    published = sandbox.publish_ami_release("20261220", kubernetes=cluster["version"], family="al2023")
+    image = published[f"/aws/service/eks/optimized-ami/{cluster['version']}/amazon-linux-2023/x86_64/standard/recommended/image_id"]
+    template = describe(sandbox, name)["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=template, SourceVersion="1", LaunchTemplateData={"ImageId": image})
+    asg.start_instance_refresh(AutoScalingGroupName=name, Preferences={"MinHealthyPercentage": 50})
+    wait_for(lambda: _refresh(sandbox, name)["Status"] == "Successful", timeout=30, message="refresh done")
+    new = set(scenarios.group_instances(sandbox, name))
+    assert not new & old and len(new) == 2
+    nodes = wait_for(lambda: all(_node_of(core, i) for i in new) and [_node_of(core, i) for i in new], message="new nodes")
+    assert {n.metadata.labels["eks.amazonaws.com/nodegroup-image"] for n in nodes} == {image}
+    assert all(_node_of(core, i) is None for i in old)
+    assert not any(key.startswith("POST") for key in sandbox.kube_api_calls(cluster["name"]))  # nothing was evicted
