@@ -10,6 +10,7 @@ from tests.integration.eks_nodegroup_env import write_calls
 from tests.sandbox.clusters import cluster_role
 from tests.sandbox.clusters import cluster_subnets
 from tests.sandbox.clusters import create_cluster
+from tests.sandbox.kube.scenarios import kube_client
 
 ROOT = Path(__file__).resolve().parents[2]
 UPGRADE = ROOT / "playbooks" / "upgrade.yml"
@@ -25,6 +26,8 @@ def upgrade_vars(env, version, **extra):
         cluster_node_groups=[{"name": "general", "min_size": 1, "max_size": 2, "desired_capacity": 1}],
         node_bootstrap_wait_timeout=60,
         node_bootstrap_wait_delay=1,
+        node_rollout_wait_timeout=60,
+        node_rollout_wait_delay=1,
         csi_drivers_verify_retries=10,
     )
     variables.update(extra)
@@ -50,6 +53,27 @@ def ssm_ami(sandbox, kubernetes_version):
     return sandbox.client("ssm").get_parameter(Name=path)["Parameter"]["Value"]
 
 
+def instance_amis(sandbox, asg_name):
+    """The AMI of every in-service instance of the group."""
+    asg = sandbox.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])["AutoScalingGroups"][0]
+    ids = [i["InstanceId"] for i in asg["Instances"] if i["LifecycleState"] == "InService"]
+    reservations = sandbox.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    return sorted(i["ImageId"] for r in reservations for i in r["Instances"])
+
+
+def kubelet_versions(sandbox, name):
+    import kubernetes
+
+    cluster = sandbox.client("eks").describe_cluster(name=name)["cluster"]
+    core = kubernetes.client.CoreV1Api(kube_client(sandbox, cluster))
+    return sorted(n.status.node_info.kubelet_version for n in core.list_node().items)
+
+
+def failures(run):
+    """The failed tasks of a run with their messages, for assertion messages."""
+    return [(t["task"]["name"], t["hosts"]["localhost"].get("msg")) for t in run.tasks if t["hosts"].get("localhost", {}).get("failed")]
+
+
 def role_results(run, role, task):
     """Every result of a role's task, in order (one per version the upgrade passed through)."""
     name = "selfmanaged.eks.{0} : {1}".format(role, task)
@@ -68,9 +92,10 @@ def env(sandbox):
                    role_arn=cluster_role(sandbox, name + "-eks-cluster"), kubernetesNetworkConfig={"serviceIpv4Cidr": "172.20.0.0/16"})
     env = {"name": name, "subnets": subnets}
     setup = run_playbook(sandbox, UPGRADE, extra_vars=upgrade_vars(env, "1.30"))
-    assert setup.returncode == 0, setup.stderr + str([t for t in setup.tasks if t["hosts"].get("localhost", {}).get("failed")])[-3000:]
+    assert setup.returncode == 0, failures(setup)
     assert sandbox.client("eks").describe_cluster(name=name)["cluster"]["version"] == "1.30"
     assert group_ami(sandbox, name + "-general") == ssm_ami(sandbox, "1.30")
+    assert instance_amis(sandbox, name + "-general") == [ssm_ami(sandbox, "1.30")]
     return env
 
 
@@ -99,7 +124,7 @@ def test_upgrade_1_30_to_1_32_then_a_rerun_changes_nothing(sandbox, playbook, en
     name = env["name"]
     sandbox.reset_api_calls()
     run = playbook(UPGRADE, extra_vars=upgrade_vars(env, "1.32"))
-    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.returncode == 0, failures(run)
 
     # Two waited control plane steps.
     assert sandbox.api_calls()["eks"].get("UpdateClusterVersion") == 2
@@ -114,12 +139,15 @@ def test_upgrade_1_30_to_1_32_then_a_rerun_changes_nothing(sandbox, playbook, en
     for addon in CORE_ADDONS:
         assert eks.describe_addon(clusterName=name, addonName=addon)["addon"]["addonVersion"] == default_version(eks, addon, "1.32"), addon
 
-    # The node group's launch template is on the 1.32 AMI.
+    # The node group's launch template is on the 1.32 AMI, and so is every node (rolled at each step).
     assert group_ami(sandbox, name + "-general") == ssm_ami(sandbox, "1.32")
+    assert instance_amis(sandbox, name + "-general") == [ssm_ami(sandbox, "1.32")]
+    kubelets = kubelet_versions(sandbox, name)
+    assert len(kubelets) == 1 and kubelets[0].startswith("v1.32."), kubelets
 
     # A second run finds everything done.
     sandbox.reset_api_calls()
     again = playbook(UPGRADE, extra_vars=upgrade_vars(env, "1.32"))
-    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.returncode == 0, failures(again)
     assert again.changed_count() == 0, [t["task"]["name"] for t in again.tasks if t["hosts"].get("localhost", {}).get("changed")]
     assert write_calls(sandbox) == {}
