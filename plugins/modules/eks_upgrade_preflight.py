@@ -128,7 +128,7 @@ addon_defaults:
   type: dict
   sample: {"1.31": {"coredns": "v1.11.3-eksbuild.2"}}
 insights:
-  description: One line per upgrade insight (C(STATUS: name (reason))); empty when skipped or none.
+  description: One line per upgrade insight, C(STATUS) then its name and reason; empty when skipped or none.
   returned: always
   type: list
   elements: str
