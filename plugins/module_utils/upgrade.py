@@ -2,8 +2,9 @@
 # Copyright: selfmanaged.eks contributors
 # GNU General Public License v3.0+ (see LICENSE or https://www.gnu.org/licenses/gpl-3.0.txt)
 
-"""A whole-cluster upgrade as data: which versions to pass through, which phases run at each,
-and the pre-flight checks that must pass before anything changes.
+"""A whole-cluster upgrade as data: which versions to pass through, whether the control plane
+moves at each, and the pre-flight checks that must pass before anything changes. (The order of
+the add-on and node phases is the upgrade role's, roles/upgrade/tasks/version.yml.)
 
 Pure functions, no AWS or Ansible imports: `plugins/modules/eks_upgrade_preflight.py` reads the
 cluster, its nodes, add-ons and insights, and calls these. The version rules themselves (path,
@@ -15,11 +16,6 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import kub
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import oldest_kubelet_for
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import plan_upgrade_path
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import validate_target_version
-
-# The phases run after the control plane reaches a version. AWS's user guide updates the nodes
-# before the add-ons; eksup (and this collection by default) the add-ons first.
-ADDONS = "addons"
-NODES = "nodes"
 
 # Insight statuses that block an upgrade, and the category that is about upgrades.
 BLOCKING_INSIGHT_STATUSES = ("ERROR",)
@@ -52,11 +48,6 @@ def upgrade_runs(current, steps):
     runs = [{"version": validate_target_version(current), "control_plane": False}]
     runs.extend({"version": step, "control_plane": True} for step in steps)
     return runs
-
-
-def phase_order(addons_first=True):
-    """The phases after each control plane step: add-ons then nodes (eksup), or nodes then add-ons (AWS's user guide)."""
-    return [ADDONS, NODES] if addons_first else [NODES, ADDONS]
 
 
 def skew_problems(steps, kubelet_versions, nodes_follow=True):

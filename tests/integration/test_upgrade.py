@@ -126,6 +126,12 @@ def test_upgrade_1_30_to_1_32_then_a_rerun_changes_nothing(sandbox, playbook, en
     run = playbook(UPGRADE, extra_vars=upgrade_vars(env, "1.32"))
     assert run.returncode == 0, failures(run)
 
+    # The plan: two steps from 1.30, today's node within skew, insights skipped (the sandbox has no ListInsights).
+    plan = run.result("selfmanaged.eks.upgrade : Pre-flight checks for an upgrade to 1.32")
+    assert (plan["current_version"], plan["steps"]) == ("1.30", ["1.31", "1.32"])
+    assert [v[:6] for v in plan["kubelet_versions"].values()] == ["v1.30."]
+    assert plan["notes"] == ["upgrade insights skipped: the EKS API did not answer ListInsights for cluster " + name]
+
     # Two waited control plane steps.
     assert sandbox.api_calls()["eks"].get("UpdateClusterVersion") == 2
     steps = [u for r in role_results(run, "control_plane", "EKS control plane " + name) for u in r.get("updates", [])]

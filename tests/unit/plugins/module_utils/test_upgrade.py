@@ -48,11 +48,6 @@ def test_a_finished_upgrade_runs_only_the_current_version():
     assert u.upgrade_runs("v1.32.3-eks-1", []) == [{"version": "1.32", "control_plane": False}]
 
 
-def test_phase_order_is_configurable():
-    assert u.phase_order(True) == ["addons", "nodes"]
-    assert u.phase_order(False) == ["nodes", "addons"]
-
-
 def test_nodes_within_skew_at_the_first_step_pass_when_nodes_follow():
     # 1.29 kubelets are fine against 1.31 (3 minors allowed) and are replaced before 1.32.
     assert u.skew_problems(["1.30", "1.31", "1.32"], {"n1": "v1.29.8-eks-1"}, nodes_follow=True) == []
