@@ -119,6 +119,16 @@ def test_an_older_target_is_refused_with_no_write(sandbox, playbook, env):
     assert write_calls(sandbox) == {}
 
 
+def test_check_mode_plans_the_upgrade_without_writing(sandbox, playbook, env):
+    sandbox.reset_api_calls()
+    run = playbook(UPGRADE, extra_vars=upgrade_vars(env, "1.32"), check=True)
+    assert run.returncode == 0, failures(run)
+    planned = [u for r in role_results(run, "control_plane", "EKS control plane " + env["name"]) for u in r.get("updates", [])]
+    assert ("VersionUpdate", "1.31") in [(u["type"], u["version"]) for u in planned]
+    assert write_calls(sandbox) == {}
+    assert sandbox.client("eks").describe_cluster(name=env["name"])["cluster"]["version"] == "1.30"
+
+
 def test_upgrade_1_30_to_1_32_then_a_rerun_changes_nothing(sandbox, playbook, env):
     eks = sandbox.client("eks")
     name = env["name"]
