@@ -109,6 +109,12 @@ def roll(sandbox, env, check=False, diff=False, **role_vars):
         os.unlink(handle.name)
 
 
+def role_result(run, name):
+    """The result of the role's task `name` (Ansible prefixes role tasks with the role's name)."""
+    [task] = [t for t in run.tasks if t["task"]["name"] == "selfmanaged.eks.node_rollout : " + name]
+    return task["hosts"]["localhost"]
+
+
 def failure(run):
     failed = [t for t in run.tasks if t["hosts"].get("localhost", {}).get("failed")]
     return failed[-1]["hosts"]["localhost"]["msg"] if failed else None
@@ -140,7 +146,7 @@ def test_a_changed_launch_template_is_rolled_with_the_workload_available_through
     assert pdbs.samples > 0 and pdbs.violations == []
     assert ready.lowest >= 3  # Ready and schedulable: never below desired - max_unavailable
     assert all(SCALE_DOWN not in a for a in annotations(env, "web"))
-    summary = run.result("Summary")["node_rollout_summary"][env.name + "-web"]
+    summary = role_result(run, "Summary")["node_rollout_summary"][env.name + "-web"]
     assert summary["replaced"] == 3 and summary["batches"] == 3 and summary["skipped"] == []
     # Nothing left to roll: a second run changes nothing.
     again = roll(sandbox, env, node_rollout_node_groups=[env.name + "-web"])
