@@ -178,6 +178,13 @@ def test_a_killed_run_is_resumed(env, module_runner, sandbox):
     make_group(env, module_runner, "resume", desired_capacity=2, max_size=3)
     make_group(env, module_runner, "resume", desired_capacity=2, max_size=3, labels={LABEL: "resume", "tier": "b"})
     name = env.name + "-resume"
+    # Check mode says what would be rolled and writes nothing.
+    sandbox.reset_api_calls()
+    planned = roll(sandbox, env, check=True, node_rollout_node_groups=[name])
+    assert planned.returncode == 0, failure(planned)
+    assert write_calls(sandbox) == {}
+    [said] = role_result(planned, "Say what would be rolled (check mode changes nothing)")["results"]
+    assert said["msg"].startswith("{0}: 2 outdated instances to replace in 2 batches (surge 1, max unavailable 0)".format(name))
     # What a run killed after its first surge leaves behind.
     for step in ("begin", "surge"):
         result = module_runner("eks_nodegroup_rollout", dict(cluster_name=env.name, name=name, step=step))
