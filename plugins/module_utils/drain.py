@@ -495,7 +495,7 @@ def _remove_marks(record, node):
     labels, annotations = metadata.get("labels") or {}, metadata.get("annotations") or {}
     patch = {"metadata": {"annotations": {CORDON_OWNER_ANNOTATION: None}}}
     for mark in (record or {}).get("added") or []:
-        kind, _, name = mark.partition(":")
+        kind, _separator, name = mark.partition(":")
         if kind == "label" and name in labels:
             patch["metadata"].setdefault("labels", {})[name] = None
         elif kind == "annotation" and name in annotations:

@@ -239,8 +239,8 @@ def timeout_message(reports, count, timeout, schedulable=False):
         if report["name"] not in short:
             continue
         have, wanted = short[report["name"]]
-        lines.append("Node group {0}: {1} of {2} nodes {3} after {4}s.".format(report["name"], have, wanted, counted(schedulable).capitalize()
-                                                                                  if not schedulable else "available", timeout))
+        what = "available" if schedulable else counted(schedulable).capitalize()
+        lines.append("Node group {0}: {1} of {2} nodes {3} after {4}s.".format(report["name"], have, wanted, what, timeout))
         for inst in report["instances"]:
             diagnosis = inst["join_diagnosis"]
             if diagnosis and (schedulable or diagnosis["code"] != fleet.JOIN_CORDONED):

@@ -417,7 +417,8 @@ class GroupRollout:
         after = self.settings()
         result = dict(
             changed=self.changed, group=self.group, state=self.state, sizes=self.sizes, remaining=remaining, skipped=self.skipped,
-            batches=rollout.batch_count(self.sizes, len(remaining)) if self.sizes["surge"] + self.sizes["unavailable"] else 0, waiting_for_protection=rollout.waiting_for_protection(self.group["instances"]),
+            batches=rollout.batch_count(self.sizes, len(remaining)) if self.sizes["surge"] + self.sizes["unavailable"] else 0,
+            waiting_for_protection=rollout.waiting_for_protection(self.group["instances"]),
             desired_capacity=self.group["desired_capacity"], terminated=self.terminated, resumed_processes=self.resumed,
             old_instances=[{"instance_id": i["instance_id"], "node_name": (i.get("node") or {}).get("node_name"),
                             "availability_zone": i.get("availability_zone")} for i in old],

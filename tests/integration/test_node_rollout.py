@@ -4,6 +4,9 @@ a rollout a killed run left behind is resumed or aborted; bad input is refused b
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -12,6 +15,8 @@ import kubernetes
 import pytest
 import yaml
 
+from tests.integration.conftest import ROOT
+from tests.integration.conftest import ansible_env
 from tests.integration.conftest import run_playbook
 from tests.integration.drain_workloads import PdbWatcher
 from tests.integration.eks_nodegroup_env import TRUST_EC2
@@ -96,17 +101,29 @@ def workload(env, namespace, replicas=3, min_available=2):
              timeout=60, interval=0.2, message="{0} Ready web pods".format(replicas))
 
 
-def roll(sandbox, env, check=False, diff=False, **role_vars):
+def roll_playbook(env, **role_vars):
+    """A playbook file that runs the role on the env's cluster; the caller deletes it."""
     variables = {"node_rollout_cluster_name": env.name, "node_rollout_wait_delay": 1, "node_rollout_drain_timeout": 60}
     variables.update(role_vars)
     play = [{"name": "roll", "hosts": "localhost", "connection": "local", "gather_facts": False,
              "roles": [{"role": "selfmanaged.eks.node_rollout", "vars": variables}]}]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(play, handle)
+    return handle
+
+
+def roll(sandbox, env, check=False, diff=False, **role_vars):
+    handle = roll_playbook(env, **role_vars)
     try:
         return run_playbook(sandbox, handle.name, check=check, diff=diff)
     finally:
         os.unlink(handle.name)
+
+
+def role_result(run, name):
+    """The result of the role's task `name` (Ansible prefixes role tasks with the role's name)."""
+    [task] = [t for t in run.tasks if t["task"]["name"] == "selfmanaged.eks.node_rollout : " + name]
+    return task["hosts"]["localhost"]
 
 
 def failure(run):
@@ -140,7 +157,7 @@ def test_a_changed_launch_template_is_rolled_with_the_workload_available_through
     assert pdbs.samples > 0 and pdbs.violations == []
     assert ready.lowest >= 3  # Ready and schedulable: never below desired - max_unavailable
     assert all(SCALE_DOWN not in a for a in annotations(env, "web"))
-    summary = run.result("Summary")["node_rollout_summary"][env.name + "-web"]
+    summary = role_result(run, "Summary")["node_rollout_summary"][env.name + "-web"]
     assert summary["replaced"] == 3 and summary["batches"] == 3 and summary["skipped"] == []
     # Nothing left to roll: a second run changes nothing.
     again = roll(sandbox, env, node_rollout_node_groups=[env.name + "-web"])
@@ -172,6 +189,13 @@ def test_a_killed_run_is_resumed(env, module_runner, sandbox):
     make_group(env, module_runner, "resume", desired_capacity=2, max_size=3)
     make_group(env, module_runner, "resume", desired_capacity=2, max_size=3, labels={LABEL: "resume", "tier": "b"})
     name = env.name + "-resume"
+    # Check mode says what would be rolled and writes nothing.
+    sandbox.reset_api_calls()
+    planned = roll(sandbox, env, check=True, node_rollout_node_groups=[name])
+    assert planned.returncode == 0, failure(planned)
+    assert write_calls(sandbox) == {}
+    [said] = role_result(planned, "Say what would be rolled (check mode changes nothing)")["results"]
+    assert said["msg"].startswith("{0}: 2 outdated instances to replace in 2 batches (surge 1, max unavailable 0)".format(name))
     # What a run killed after its first surge leaves behind.
     for step in ("begin", "surge"):
         result = module_runner("eks_nodegroup_rollout", dict(cluster_name=env.name, name=name, step=step))
@@ -183,6 +207,37 @@ def test_a_killed_run_is_resumed(env, module_runner, sandbox):
     after = group_now(env, module_runner, "resume")
     assert after["counts"]["outdated"] == 0 and after["counts"]["ready"] == 2
     assert_restored(after, 2, 3)
+
+
+def test_a_run_killed_with_sigkill_mid_roll_is_resumed_by_the_next_run(env, module_runner, sandbox):
+    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3)
+    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3, labels={LABEL: "kill", "tier": "k"})
+    name = env.name + "-kill"
+    handle = roll_playbook(env, node_rollout_node_groups=[name])
+    autoscaling = sandbox.client("autoscaling")
+    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i", "localhost,", handle.name],
+                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def surged():
+            [asg] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+            tags = dict((t["Key"], t["Value"]) for t in asg.get("Tags", []))
+            return asg["DesiredCapacity"] == 3 and STATE_TAG in tags
+        wait_for(surged, timeout=120, interval=0.2, message="the first surge of the rollout")
+        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.unlink(handle.name)
+    left = group_now(env, module_runner, "kill")
+    assert STATE_TAG in left["tags"] and "AZRebalance" in left["suspended_processes"]
+    run = roll(sandbox, env, node_rollout_node_groups=[name])
+    assert run.returncode == 0, failure(run)
+    after = group_now(env, module_runner, "kill")
+    serving = [i for i in after["instances"] if i["lifecycle_state"] == "InService"]
+    assert len(serving) == 2 and not any(i["outdated"] for i in serving) and all(i["node"]["available"] for i in serving)
+    assert_restored(after, 2, 3)
+    assert all(SCALE_DOWN not in a for a in annotations(env, "kill"))
 
 
 def test_a_killed_run_is_aborted(env, module_runner, sandbox):
