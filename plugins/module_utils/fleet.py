@@ -63,6 +63,12 @@ EXCLUDE_FROM_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers
 # The Node annotation eks_node_drain writes when it cordons: who and why (JSON), so that an uncordon
 # never undoes a cordon an operator made by hand.
 CORDON_OWNER_ANNOTATION = "selfmanaged.eks/cordoned-by"
+# The ASG tag node_rollout keeps while it replaces a group's instances: what it changed (JSON), so that a run
+# killed half-way is resumed or undone by the next one, never left suspended silently.
+ROLLOUT_STATE_TAG = "selfmanaged.eks/rollout"
+# The Node annotation node_rollout adds beside AUTOSCALER_SCALE_DOWN_DISABLED, so that it removes only the
+# scale-down-disabled annotations it added itself.
+ROLLOUT_SCALE_DOWN_MARK = "selfmanaged.eks/rollout-scale-down-disabled"
 # Managed node groups' ASGs carry this tag; EKS rolls them, not us.
 MANAGED_NODEGROUP_TAG = "eks:nodegroup-name"
 # Tags AWS puts on every instance: its group, and the launch template (version) it really

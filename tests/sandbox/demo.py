@@ -7,9 +7,13 @@
    counts, add-ons and their versions, the default StorageClass; then the nodes as the
    eks_nodes inventory sees them (`ansible-inventory -i inventories/sandbox --graph`);
 4. run the playbook again and require `changed=0`;
-5. stop the sandbox.
+5. publish a newer EKS AMI release in the sandbox, run playbooks/roll.yml (node_bootstrap makes new
+   launch template versions, node_rollout replaces every node surge first) with a Deployment behind
+   a PodDisruptionBudget watched throughout, and require every node on the new AMI and no PDB
+   violation;
+6. stop the sandbox.
 
-Exit status 0 only when both runs succeeded and the second changed nothing.
+Exit status 0 only when both runs succeeded, the second changed nothing and the roll replaced every node.
 """
 
 import base64
@@ -24,6 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 INVENTORY = ROOT / "inventories" / "sandbox"
 SITE = ROOT / "playbooks" / "site.yml"
+ROLL = ROOT / "playbooks" / "roll.yml"
+NEW_RELEASE = "20261201"
 ROLES = ("iam", "control_plane", "core_addons", "node_bootstrap", "csi_drivers")
 RECAP = re.compile(r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -38,10 +44,10 @@ def missing_roles():
     return [role for role in ROLES if not (ROOT / "roles" / role / "tasks" / "main.yml").is_file()]
 
 
-def run_site(env, label):
-    """Run site.yml, streaming its output; return (returncode, changed, failed) from PLAY RECAP."""
-    banner("{0}: ansible-playbook -i inventories/sandbox playbooks/site.yml".format(label))
-    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(SITE)]
+def run_site(env, label, playbook=SITE):
+    """Run site.yml (or `playbook`), streaming its output; return (returncode, changed, failed) from PLAY RECAP."""
+    banner("{0}: ansible-playbook -i inventories/sandbox playbooks/{1}".format(label, playbook.name))
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "-i", str(INVENTORY), str(playbook)]
     started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
@@ -140,6 +146,59 @@ def inventory_graph(env, expected_hosts):
     return []
 
 
+def demo_instances(sandbox, cluster_name):
+    """{instance id: image id} of the cluster's node group instances in service."""
+    autoscaling, ec2 = sandbox.client("autoscaling"), sandbox.client("ec2")
+    ids = [i["InstanceId"] for g in autoscaling.describe_auto_scaling_groups()["AutoScalingGroups"]
+           if any(t["Key"] == "kubernetes.io/cluster/" + cluster_name for t in g.get("Tags", []))
+           for i in g["Instances"] if i["LifecycleState"] == "InService"]
+    reservations = ec2.describe_instances(InstanceIds=ids)["Reservations"] if ids else []
+    return {i["InstanceId"]: i["ImageId"] for r in reservations for i in r["Instances"]}
+
+
+def roll_to_new_release(sandbox, env, cluster_name):
+    """Publish a newer AMI release, run roll.yml with a PDB-guarded Deployment watched, check every node; problems."""
+    import kubernetes
+    from tests.integration.drain_workloads import PdbWatcher
+
+    cluster = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
+    before = demo_instances(sandbox, cluster_name)
+    published = sandbox.publish_ami_release(NEW_RELEASE, kubernetes=cluster["version"])
+    banner("Published EKS AMI release {0} for Kubernetes {1}: {2} AMIs".format(NEW_RELEASE, cluster["version"], len(published)))
+    api = kube_client(sandbox, cluster)
+    apps, policy = kubernetes.client.AppsV1Api(api), kubernetes.client.PolicyV1Api(api)
+    apps.create_namespaced_deployment("default", {"metadata": {"name": "demo-web"}, "spec": {
+        "replicas": 3, "selector": {"matchLabels": {"app": "demo-web"}},
+        "template": {"metadata": {"labels": {"app": "demo-web"}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}})
+    policy.create_namespaced_pod_disruption_budget("default", {"metadata": {"name": "demo-web"}, "spec": {
+        "minAvailable": 2, "selector": {"matchLabels": {"app": "demo-web"}}}})
+    time.sleep(3)  # the Deployment's pods start
+
+    class Store:
+        def store(self):
+            return sandbox.kube.cluster_store(cluster_name)
+
+    with PdbWatcher(Store()) as watcher:
+        rc, _changed, failed, _recap = run_site(env, "Roll to the new AMI release", ROLL)
+    problems = []
+    if rc != 0 or failed:
+        return ["roll.yml failed (rc={0}); see the task output above".format(rc)]
+    after = demo_instances(sandbox, cluster_name)
+    new_amis = set(published.values())
+    banner("Nodes after the roll")
+    for instance_id, image_id in sorted(after.items()):
+        print("  {0}  {1}{2}".format(instance_id, image_id, "  (new release)" if image_id in new_amis else "  OLD"))
+    old = sorted(i for i, image in after.items() if image not in new_amis)
+    if old:
+        problems.append("instances {0} are not on an AMI of release {1}".format(", ".join(old), NEW_RELEASE))
+    if set(after) & set(before):
+        problems.append("instances {0} were not replaced".format(", ".join(sorted(set(after) & set(before)))))
+    print("[demo] PDB demo-web: {0} samples, {1} violations".format(watcher.samples, len(watcher.violations)), flush=True)
+    if watcher.violations:
+        problems.append("the demo-web PDB was violated {0} times during the roll".format(len(watcher.violations)))
+    return problems
+
+
 def main():
     from tests.sandbox import Sandbox
 
@@ -181,6 +240,7 @@ def main():
                 failures.append("the second run reported changed={0}; it must be 0".format(changed))
             else:
                 print("[demo] second run: changed=0 as required", flush=True)
+                failures += roll_to_new_release(sandbox, env, "demo")
     finally:
         banner("Stopping the sandbox")
         sandbox.stop()
@@ -189,7 +249,7 @@ def main():
         for failure in failures:
             print("  - " + failure)
         return 1
-    banner("Demo OK in {0:.0f}s: cluster built, nodes Ready, second run changed=0".format(time.monotonic() - started))
+    banner("Demo OK in {0:.0f}s: cluster built, nodes Ready, second run changed=0, every node rolled to release {1}".format(time.monotonic() - started, NEW_RELEASE))
     return 0
 
 
