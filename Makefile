@@ -44,13 +44,14 @@ $(COLLECTION_LINK):
 	mkdir -p $(dir $@)
 	ln -sfn ../../../.. $@
 
+# The integration and Molecule suites mostly wait (sandbox status delays, node joins, drains,
+# ansible-playbook start-up): they run side by side, each keeping its output together.
 test: venv
 	$(MAKE) lint
 	$(MAKE) sanity
 	$(MAKE) unit
 	$(MAKE) sandbox-tests
-	$(MAKE) integration
-	$(MAKE) molecule
+	$(MAKE) -j2 --output-sync=target integration molecule
 
 lint: venv
 	$(BIN)/ansible-lint --profile production --strict
@@ -72,9 +73,10 @@ sanity: venv
 unit: venv
 	$(BIN)/python -m pytest -q tests/unit
 
-# Two workers (one sandbox each, files kept whole): these suites mostly wait on the
-# sandbox's status delays and on ansible-playbook start-up, so two cores fill up.
+# Workers (one sandbox each, files kept whole): these suites mostly wait on the sandbox's
+# status delays and on ansible-playbook start-up, so more workers than cores still pay off.
 PYTEST_WORKERS ?= 2
+INTEGRATION_WORKERS ?= 4
 
 # The sandbox's own tests drive its Kubernetes API with kubectl as users do.
 kubectl:
@@ -85,7 +87,7 @@ sandbox-tests: venv kubectl
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/sandbox/tests
 
 integration: venv
-	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile --durations=15 tests/integration
+	$(BIN)/python -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
 # One fresh sandbox per scenario, its environment exported to molecule.
 molecule: venv

@@ -222,6 +222,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_C
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
 
+
 def counted(schedulable):
     """The group count a wait looks at: Ready Nodes, or available ones (Ready and schedulable)."""
     return "available" if schedulable else "ready"
