@@ -56,6 +56,7 @@ so no timer thread is needed.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import threading
@@ -502,6 +503,21 @@ def _instance_launch_template(self) -> dict[str, Any] | None:
     return {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name, "Version": str(number)}
 
 
+def _keeping_mixed_policy(update):
+    # moto's backend calls group.update() with keyword arguments only.
+    def wrapped(self, **kwargs):
+        if self.mixed_instances_policy and not (
+                kwargs.get("mixed_instances_policy") or kwargs.get("launch_template") or kwargs.get("launch_config_name")):
+            policy = copy.deepcopy(self.mixed_instances_policy)
+            spec = policy["LaunchTemplate"]["LaunchTemplateSpecification"]
+            if spec.get("LaunchTemplateId"):
+                spec.pop("LaunchTemplateName", None)  # moto refuses a spec naming both, as AWS does
+            kwargs["mixed_instances_policy"] = policy
+        return update(self, **kwargs)
+
+    return wrapped
+
+
 def install() -> None:
     global _installed
     if _installed:
@@ -514,5 +530,6 @@ def install() -> None:
     FakeAutoScalingGroup.replace_autoscaling_group_instances = replace_autoscaling_group_instances
     FakeAutoScalingGroup.set_desired_capacity = _locked(set_desired_capacity)
     FakeAutoScalingGroup.active_instances = capacity_instances
+    FakeAutoScalingGroup.update = _keeping_mixed_policy(FakeAutoScalingGroup.update)
     _patch_backend(AutoScalingBackend, AutoScalingResponse)
     _installed = True

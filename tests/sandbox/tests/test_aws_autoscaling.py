@@ -165,3 +165,8 @@ def test_mixed_instances_policy_splits_on_demand_and_spot(sandbox, network, node
     # a group without the policy is all On-Demand
     _create_group(asg, "plain", template_id, network["subnets"][:1], desired=2, max_size=3)
     assert lifecycles("plain") == ["on-demand", "on-demand"]
+    # an update that names only the capacity keeps the policy (moto dropped it: no launch template, On-Demand)
+    asg.update_auto_scaling_group(AutoScalingGroupName="all-spot", DesiredCapacity=4, MaxSize=10)
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["all-spot"])["AutoScalingGroups"][0]
+    assert group["MixedInstancesPolicy"]["LaunchTemplate"]["LaunchTemplateSpecification"]["LaunchTemplateId"] == template_id
+    assert lifecycles("all-spot") == ["spot"] * 4
