@@ -78,3 +78,18 @@ def create_cluster(sandbox, name: str | None = None, *, version: str = "1.31", m
     if not wait:
         return created["cluster"]
     return wait_until_active(sandbox, name)
+
+
+def cluster_with_nodes(sandbox, count: int = 2, *, mode: str = "CONFIG_MAP") -> dict:
+    """A new ACTIVE cluster with `count` Ready nodes (one node group, the node role mapped in aws-auth)."""
+    import kubernetes
+
+    from tests.sandbox.kube import scenarios
+
+    cluster = create_cluster(sandbox, mode=mode)
+    core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    role, profile = scenarios.node_role(sandbox)
+    scenarios.map_node_role(core, role)
+    scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster), size=count)
+    scenarios.wait_for(lambda: len(scenarios.ready_node_names(core)) == count, timeout=30, message=f"{count} Ready nodes")
+    return cluster

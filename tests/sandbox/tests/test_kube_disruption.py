@@ -8,7 +8,7 @@ import threading
 import kubernetes
 import pytest
 
-from tests.sandbox.clusters import create_cluster
+from tests.sandbox.clusters import cluster_with_nodes
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 from tests.sandbox.kube.termination import READY_SECONDS_ANNOTATION, STOP_SECONDS_ANNOTATION
@@ -18,13 +18,7 @@ BUDGET_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budg
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
-    core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
-    role, profile = scenarios.node_role(sandbox)
-    scenarios.map_node_role(core, role)
-    scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster), size=2)
-    wait_for(lambda: len(scenarios.ready_node_names(core)) == 2, timeout=30, message="two Ready nodes")
-    return cluster
+    return cluster_with_nodes(sandbox, 2)
 
 
 @pytest.fixture(scope="module")

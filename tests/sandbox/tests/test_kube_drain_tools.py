@@ -15,7 +15,7 @@ from pathlib import Path
 import kubernetes
 import pytest
 
-from tests.sandbox.clusters import create_cluster
+from tests.sandbox.clusters import cluster_with_nodes
 from tests.sandbox.kube import scenarios
 from tests.sandbox.kube.scenarios import wait_for
 from tests.sandbox.kube.termination import READY_SECONDS_ANNOTATION, STOP_SECONDS_ANNOTATION
@@ -46,13 +46,7 @@ K8S_DRAIN_PLAYBOOK = """
 
 @pytest.fixture(scope="module")
 def cluster(sandbox):
-    cluster = create_cluster(sandbox, mode="CONFIG_MAP")
-    core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
-    role, profile = scenarios.node_role(sandbox)
-    scenarios.map_node_role(core, role)
-    scenarios.node_group(sandbox, cluster, profile, scenarios.nodeadm_user_data(cluster), size=2)
-    wait_for(lambda: len(scenarios.ready_node_names(core)) == 2, timeout=30, message="two Ready nodes")
-    return cluster
+    return cluster_with_nodes(sandbox, 2)
 
 
 @pytest.fixture(scope="module")
