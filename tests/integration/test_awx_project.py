@@ -77,3 +77,21 @@ def test_collection_requirements_name_the_collection_and_its_dependencies():
     assert len(ours) == 1 and ours[0]["type"] in ("git", "url", "file"), ours
     for dependency in yaml.safe_load((ROOT / "galaxy.yml").read_text())["dependencies"]:
         assert dependency in names
+
+
+def test_upgrade_workflow_runs_the_upgrade_template_phase_by_phase_with_approvals_between():
+    plays = yaml.safe_load((PROJECT / "controller" / "configure.yml").read_text())
+    task = next(t for play in plays for t in play["tasks"] if "awx.awx.workflow_job_template" in t)
+    nodes = {n["identifier"]: n for n in task["vars"]["eks_awx_upgrade_workflow_nodes"]}
+    order, current = [], "control-plane"
+    while current:
+        order.append(current)
+        following = nodes[current].get("related", {}).get("success_nodes", [])
+        current = following[0]["identifier"] if following else None
+    assert order == ["control-plane", "approve-addons", "addons", "approve-nodes", "nodes"]
+    assert [nodes[n]["job_tags"] for n in ("control-plane", "addons", "nodes")] == ["upgrade_control_plane", "upgrade_addons", "upgrade_nodes"]
+    assert {nodes[n]["unified_job_template"]["type"] for n in ("approve-addons", "approve-nodes")} == {"workflow_approval"}
+    # the phases' tags exist in the upgrade role
+    role_tasks = "\n".join(p.read_text() for p in (ROOT / "roles" / "upgrade" / "tasks").glob("*.yml"))
+    for tag in ("upgrade_control_plane", "upgrade_addons", "upgrade_nodes"):
+        assert tag in role_tasks, tag
