@@ -99,3 +99,21 @@ def test_kubectl_shows_the_holder(sandbox, cluster, leases):
     header, row = result.stdout.splitlines()[:2]
     assert header.split() == ["NAME", "HOLDER", "AGE"]
     assert row.split()[:2] == ["shown", "ops@ctl-1"]
+
+
+def test_concurrent_write_fault_makes_the_next_put_conflict(sandbox, cluster, leases):
+    leases.create_namespaced_lease("kube-system", _lease("raced", "run-a"))
+    read = leases.read_namespaced_lease("raced", "kube-system")
+    read.spec.holder_identity = "run-b"
+    sandbox.inject_kube_faults(cluster["name"], codes=["concurrent-write"], operations=["PUT leases"], every=1)
+    try:
+        code, body = _error(lambda: leases.replace_namespaced_lease("raced", "kube-system", read))
+    finally:
+        sandbox.clear_kube_faults(cluster["name"])
+    assert (code, body["reason"]) == (409, "Conflict")
+    after = leases.read_namespaced_lease("raced", "kube-system")
+    # the other client's write went through; the stale one did not
+    assert after.spec.holder_identity == "run-a"
+    assert after.metadata.annotations["sandbox.selfmanaged.eks/concurrent-writes"] == "1"
+    after.spec.holder_identity = "run-b"
+    assert leases.replace_namespaced_lease("raced", "kube-system", after).spec.holder_identity == "run-b"
