@@ -101,8 +101,10 @@ def lease_body(lease, slots, holder, ttl_seconds, namespace, name, now):
     spec.holderIdentity is the last writer and spec.renewTime the time of the write, so `kubectl get lease` shows who
     touched the lock last; the slots themselves are in the annotation.
     """
-    body = json.loads(json.dumps(lease)) if lease else {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                                                         "metadata": {"name": name, "namespace": namespace}, "spec": {}}
+    if lease:
+        body = json.loads(json.dumps(lease))  # a deep copy: the read Lease stays as read
+    else:
+        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": name, "namespace": namespace}, "spec": {}}
     metadata = body.setdefault("metadata", {})
     annotations = metadata.get("annotations") or {}
     annotations[SLOTS_ANNOTATION] = serialise_slots(slots)

@@ -85,7 +85,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
-  - "RV(changed) reports slots taken, released, marked failed or expired entries dropped. A renewal (acquiring nodes the
+  - "C(changed) reports slots taken, released, marked failed or expired entries dropped. A renewal (acquiring nodes the
     holder already holds) writes the new expiry but reports C(changed=false), so a second identical task is not a change."
   - Check mode reads the Lease and the Nodes, reports what the call would do, and writes nothing; it never waits. It fails
     like a real run when the slots are not free and O(wait_timeout=0).
@@ -348,8 +348,8 @@ def run(module, api):
             waited = time.monotonic() - started
             timed_out = params["wait_timeout"] > 0 and not module.check_mode
             if module.check_mode and params["wait_timeout"] > 0:
-                module.warn("the slots are not free now; a real run would wait up to {0} s: {1}".format(params["wait_timeout"],
-                                                                                                     outcome.blocked))
+                module.warn("the slots are not free now; a real run would wait up to {0} s: {1}".format(
+                    params["wait_timeout"], outcome.blocked))
                 return lease, outcome, conflicts, waited
             message = outcome.blocked + (" (waited {0:.0f} of wait_timeout {1} s)".format(waited, params["wait_timeout"])
                                          if timed_out else " (wait_timeout 0: not waiting)")
