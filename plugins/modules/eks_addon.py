@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_addon
 short_description: Manage an Amazon EKS add-on (VPC CNI, CoreDNS, kube-proxy, CSI drivers, ...)
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Creates, updates and deletes an EKS add-on through the EKS add-on API.
   - Resolves O(version) keywords and partial versions against the versions compatible with the
@@ -20,6 +20,10 @@ description:
     not fail; it warns and returns RV(degraded_without_nodes=true).
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, to tell a CoreDNS or CSI controller DEGRADED for want of nodes from a real problem (counts the Ready nodes)
+  - jsonschema, to check O(configuration_values) against the add-on's configuration schema before any change
+  - PyYAML, to read O(configuration_values) given as a YAML string
 options:
   cluster_name:
     description:
