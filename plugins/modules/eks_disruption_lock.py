@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 ---
 module: eks_disruption_lock
-version_added: 0.3.0
+version_added: 0.1.0
 short_description: Take, renew, release or mark failed slots in a cluster-wide disruption lock (a Kubernetes Lease)
 description:
   - "Runs that take nodes out of service (OS patching, node replacement) share one limit per cluster: together they
@@ -22,6 +22,10 @@ description:
     slots again for nodes the holder already holds renews them: that is how a long run keeps its slots."
   - "A failed entry (O(state=failed)) has no expiry: a node that failed after its drain keeps counting against the
     limit until its Node is Ready and schedulable again (or is deleted); any later call of any run then drops it."
+requirements:
+  - kubernetes >= 29.0.0, for the Kubernetes API calls
+  - urllib3, for the request timeouts of the Kubernetes API calls
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   holder:
     description:
