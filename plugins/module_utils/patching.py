@@ -397,11 +397,76 @@ def host_work(updates, reboot_pending=False, leftover=False, reboot_mode="auto")
     return {"todo": bool(reasons), "why": ", ".join(reasons) or "nothing to do"}
 
 
+def plan_hosts(hosts, status_entries, drain_reason, reboot_mode="auto"):
+    """One plan entry per host, in the order given: {"name", "instance_id", "node", "availability_zone", "manager",
+    "packages", "kernel_before", "todo", "why"}.
+
+    `hosts` are {"name", "instance_id", "manager", "updates", "reboot_pending", "kernel_before"} (what each host read);
+    `status_entries` eks_node_maintenance's status of their instances. A host is left over from an earlier run when it
+    still has a maintenance record, or its Node carries the cordon of `drain_reason`: it is finished even with nothing
+    left to install (uncordoned, its protection removed).
+    """
+    by_instance = dict((entry["instance_id"], entry) for entry in status_entries)
+    plan = []
+    for host in hosts:
+        entry = by_instance.get(host["instance_id"]) or {}
+        node = entry.get("node") or {}
+        leftover = entry.get("maintenance") is not None or ((node.get("cordoned_by") or {}).get("reason") == drain_reason)
+        work = host_work(host.get("updates") or [], host.get("reboot_pending"), leftover, reboot_mode)
+        plan.append({
+            "name": host["name"],
+            "instance_id": host["instance_id"],
+            "node": node.get("name"),
+            "availability_zone": entry.get("availability_zone"),
+            "manager": host.get("manager"),
+            "packages": len(host.get("updates") or []),
+            "kernel_before": host.get("kernel_before") or "",
+            "todo": work["todo"],
+            "why": work["why"],
+        })
+    return plan
+
+
 # ---------------------------------------------------------------------------------------
 # Summary
 
 SUMMARY_COLUMNS = (("host", "host"), ("node", "node"), ("zone", "zone"), ("packages", "packages updated"), ("kernel", "kernel"),
                    ("rebooted", "rebooted"), ("drain_seconds", "drain s"), ("total_seconds", "total s"), ("result", "result"))
+
+
+def run_records(plan, records, check_mode=False):
+    """host -> record for the summary, in plan order: what the run recorded for a host, else what the plan says of it."""
+    result = {}
+    for entry in plan:
+        record = records.get(entry["name"])
+        if record is None:
+            if not entry.get("todo"):
+                status = "nothing to do"
+            else:
+                status = "would patch ({0})".format(entry.get("why")) if check_mode else "not started"
+            record = {"node": entry.get("node"), "zone": entry.get("availability_zone"), "kernel_before": entry.get("kernel_before"),
+                      "packages": entry.get("packages") if check_mode else 0, "result": status}
+        result[entry["name"]] = record
+    return result
+
+
+def failure_message(failure, drain_reason):
+    """What an operator reads when a node failed: which node, at which step, its state, and how to resume or undo."""
+    head = "{0} (node {1}, instance {2}) failed at step {3}: {4}".format(
+        failure["host"], failure.get("node"), failure.get("instance_id"), failure["step"], str(failure.get("error") or "").strip())
+    if failure.get("kept"):
+        tail = ("It stays cordoned ({0!r}) and protected (scale-in protection, recorded in its selfmanaged.eks/maintenance tag) and "
+                "counts as failed in the disruption lock until it is Ready and schedulable again; its workloads already moved. "
+                "Look at the host (its journal, the kubelet), fix it, and run the playbook again: the run finishes this node "
+                "(waits for Ready, uncordons it, removes its protection) and goes on with the hosts not yet patched. To give it back "
+                "by hand instead: selfmanaged.eks.eks_node_drain state uncordoned and selfmanaged.eks.eks_node_maintenance state "
+                "absent for it.".format(drain_reason))
+    else:
+        tail = ("Nothing of it was kept: it is schedulable as before (the drain's restore), its protection was removed and its "
+                "slot released. Fix the cause (docs/runbooks/draining-a-node.md for drain refusals and timeouts) and run again.")
+    if failure.get("cleanup_errors"):
+        tail += " Cleaning up also failed: {0}.".format("; ".join(failure["cleanup_errors"]))
+    return "{0}. {1}".format(head.rstrip(". "), tail)
 
 
 def summary_row(host, record):
