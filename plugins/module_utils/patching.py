@@ -399,7 +399,7 @@ def host_work(updates, reboot_pending=False, leftover=False, reboot_mode="auto")
 
 def plan_hosts(hosts, status_entries, drain_reason, reboot_mode="auto"):
     """One plan entry per host, in the order given: {"name", "instance_id", "node", "availability_zone", "manager",
-    "packages", "kernel_before", "todo", "why"}.
+    "packages", "kernel_before", "todo", "why", "holder"}.
 
     `hosts` are {"name", "instance_id", "manager", "updates", "reboot_pending", "kernel_before"} (what each host read);
     `status_entries` eks_node_maintenance's status of their instances. A host is left over from an earlier run when it
@@ -423,6 +423,9 @@ def plan_hosts(hosts, status_entries, drain_reason, reboot_mode="auto"):
             "kernel_before": host.get("kernel_before") or "",
             "todo": work["todo"],
             "why": work["why"],
+            # A node an earlier run left keeps that run's identity in the disruption lock, where it may still count as
+            # failed: the new run takes the node's slot back under it.
+            "holder": ((entry.get("maintenance") or {}).get("by") or None) if leftover else None,
         })
     return plan
 
@@ -461,6 +464,9 @@ def failure_message(failure, drain_reason):
                 "(waits for Ready, uncordons it, removes its protection) and goes on with the hosts not yet patched. To give it back "
                 "by hand instead: selfmanaged.eks.eks_node_drain state uncordoned and selfmanaged.eks.eks_node_maintenance state "
                 "absent for it.".format(drain_reason))
+    elif failure.get("step") == "lock":
+        tail = ("Nothing was done to it: the cluster's disruption lock had no free slot (other runs hold node_patching_max_unavailable "
+                "nodes; docs/runbooks/disruption-lock.md shows who). Run again when they are done, or raise node_patching_lock_wait_timeout.")
     else:
         tail = ("Nothing of it was kept: it is schedulable as before (the drain's restore), its protection was removed and its "
                 "slot released. Fix the cause (docs/runbooks/draining-a-node.md for drain refusals and timeouts) and run again.")
