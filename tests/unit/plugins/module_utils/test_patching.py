@@ -213,3 +213,57 @@ def test_the_summary_table_shows_kernels_before_and_after_and_unstarted_hosts():
     lines = pt.summary_table(rows)
     assert lines[0].split() == ["host", "node", "zone", "packages", "updated", "kernel", "rebooted", "drain", "s", "total", "s", "result"]
     assert lines[1].split() == ["n1", "ip-1", "a", "2", "1.0", "->", "2.0", "yes", "3.1", "20.0", "patched"]
+
+
+REASON = "patched by selfmanaged.eks.node_patching"
+
+
+def status(instance, node, maintenance=None, cordoned_by=None, zone="us-east-1a"):
+    return {"instance_id": instance, "availability_zone": zone, "maintenance": maintenance,
+            "node": {"name": node, "cordoned_by": cordoned_by}}
+
+
+def test_the_plan_skips_hosts_with_nothing_to_do_and_finishes_what_an_earlier_run_left():
+    hosts = [{"name": "a", "instance_id": "i-a", "manager": "apt", "updates": [{"name": "x"}], "kernel_before": "6.1"},
+             {"name": "b", "instance_id": "i-b", "manager": "apt", "updates": []},
+             {"name": "c", "instance_id": "i-c", "manager": "apt", "updates": []},
+             {"name": "d", "instance_id": "i-d", "manager": "apt", "updates": []}]
+    entries = [status("i-a", "n-a"), status("i-b", "n-b"),
+               status("i-c", "n-c", maintenance={"by": "node_patching/ops@ctl/1-2", "added": ["scale_in_protection"]}),
+               status("i-d", "n-d", cordoned_by={"reason": REASON})]
+    plan = pt.plan_hosts(hosts, entries, REASON)
+    assert [(p["name"], p["todo"], p["why"], p["holder"]) for p in plan] == [
+        ("a", True, "1 updates", None), ("b", False, "nothing to do", None),
+        ("c", True, "left in maintenance by an earlier run", "node_patching/ops@ctl/1-2"),
+        ("d", True, "left in maintenance by an earlier run", None)]
+    assert plan[0]["node"] == "n-a" and plan[0]["packages"] == 1 and plan[0]["kernel_before"] == "6.1"
+
+
+def test_an_operators_cordon_is_not_an_earlier_run():
+    hosts = [{"name": "a", "instance_id": "i-a", "updates": []}]
+    assert pt.plan_hosts(hosts, [status("i-a", "n-a", cordoned_by={"reason": "disk check"})], REASON)[0]["todo"] is False
+
+
+def test_run_records_fill_in_hosts_the_run_did_not_reach():
+    plan = [{"name": "a", "node": "n-a", "todo": True, "why": "3 updates", "packages": 3},
+            {"name": "b", "node": "n-b", "todo": True, "why": "1 updates", "packages": 1},
+            {"name": "c", "node": "n-c", "todo": False, "why": "nothing to do", "packages": 0}]
+    records = pt.run_records(plan, {"a": {"node": "n-a", "result": "failed at wait"}})
+    assert [r["result"] for r in records.values()] == ["failed at wait", "not started", "nothing to do"]
+    assert pt.run_records(plan, {}, check_mode=True)["b"] == {"node": "n-b", "zone": None, "kernel_before": None, "packages": 1,
+                                                            "result": "would patch (1 updates)"}
+
+
+def test_a_failure_after_the_drain_says_the_node_stays_cordoned_and_how_to_resume_or_undo():
+    message = pt.failure_message({"host": "h1", "node": "n1", "instance_id": "i-1", "step": "wait", "error": "timed out after 60s.",
+                                  "kept": True}, REASON)
+    assert message.startswith("h1 (node n1, instance i-1) failed at step wait: timed out after 60s. It stays cordoned")
+    assert "run the playbook again" in message and "eks_node_maintenance state absent" in message
+
+
+def test_a_failed_drain_says_nothing_was_kept_and_a_full_lock_says_who_to_wait_for():
+    drained = pt.failure_message({"host": "h1", "node": "n1", "instance_id": "i-1", "step": "drain", "error": "PDB web", "kept": False,
+                                  "cleanup_errors": ["HTTP 500"]}, REASON)
+    assert "Nothing of it was kept" in drained and drained.endswith("Cleaning up also failed: HTTP 500.")
+    locked = pt.failure_message({"host": "h1", "step": "lock", "error": "no free slot", "kept": False}, REASON)
+    assert "Nothing was done to it: the cluster's disruption lock had no free slot" in locked
