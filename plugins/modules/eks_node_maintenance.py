@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 ---
 module: eks_node_maintenance
-version_added: 1.2.0
+version_added: 0.1.0
 short_description: Keep Auto Scaling and cluster-autoscaler away from self-managed EKS nodes in maintenance, and read their health
 description:
   - "O(state=present) protects instances of self-managed node groups while they are patched or rebooted in place:
@@ -28,6 +28,11 @@ description:
     PodDisruptionBudget's status. With O(wait=true) it waits until every instance's Node is Ready, its DaemonSet pods are
     Ready and, for instances named in O(boot_ids), the Node reports another C(bootID) (it rebooted)."
 options:
+  cluster_name:
+    description:
+      - Name of the EKS cluster whose nodes these are.
+    type: str
+    required: true
   instances:
     description:
       - EC2 instance ids of the nodes (the P(selfmanaged.eks.eks_nodes#inventory) inventory's C(eks_node_instance_id)).
