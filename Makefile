@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: help venv kubectl test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
+.PHONY: help venv kubectl nodehost-tools test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
 
 help:
 	@echo "make test    lint, sanity, unit, integration and molecule tests (builds .venv first)"
@@ -65,7 +65,7 @@ lint: venv
 sanity: venv
 	$(BIN)/python tests/sanity/prepare_offline_bootstrap.py
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
-	git ls-files -co --exclude-standard | grep -Ev '^(tests/(sandbox|unit|integration|benchmarks)/|tests/[^/]*\.py$$|extensions/)' \
+	git ls-files -co --exclude-standard | grep -Ev '^(tests/(sandbox|nodehosts|unit|integration|benchmarks)/|tests/[^/]*\.py$$|extensions/)' \
 		| xargs -d '\n' cp --parents -t $(SANITY_TREE)/
 	for ns in amazon community kubernetes; do ln -sfn $(SITE_COLLECTIONS)/$$ns $(SANITY_ROOT)/ansible_collections/$$ns; done
 	cd $(SANITY_TREE) && git init -q && git add -A && $(BIN)/ansible-test sanity --python 3.11 --local --color no
@@ -83,10 +83,17 @@ kubectl:
 	@command -v kubectl >/dev/null 2>&1 || { echo "kubectl is missing: installing Debian's kubectl package"; \
 		apt-get update -qq && apt-get install -y -qq kubectl; }
 
+# The node hosts of the patching tests (tests/nodehosts) are podman containers (runtime runc) of a
+# Debian image that debootstrap builds on first use; dpkg-deb builds their test packages.
+nodehost-tools:
+	@missing=""; for tool in podman runc debootstrap dpkg-deb; do command -v $$tool >/dev/null 2>&1 || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then echo "missing:$$missing: installing Debian's podman, runc and debootstrap packages"; \
+		apt-get update -qq && apt-get install -y -qq podman runc debootstrap dpkg; fi
+
 sandbox-tests: venv kubectl
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/sandbox/tests
 
-integration: venv
+integration: venv nodehost-tools
 	$(BIN)/python -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
 # One fresh sandbox per scenario, its environment exported to molecule.

@@ -15,14 +15,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.nodehosts.fixtures import apt_repository, node_hosts, node_image, node_reports_dir, nodehost_timings  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def sandbox():
+def sandbox(node_reports_dir):
+    """The session's sandbox; Nodes of instances that have a real node host follow their host's reports."""
     from tests.sandbox.pytest_support import start_sandbox_for_tests
+    from tests.sandbox.server import SandboxSettings
 
-    yield from start_sandbox_for_tests()
+    yield from start_sandbox_for_tests(SandboxSettings(node_reports_dir=str(node_reports_dir)))
 
 
 @pytest.fixture

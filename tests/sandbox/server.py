@@ -56,6 +56,13 @@ class SandboxSettings:
     port: int = 0  # 0: a free port
     # Extra regions that get the EKS AMIs and SSM parameters besides ``region``.
     extra_regions: tuple = field(default_factory=tuple)
+    # Real node hosts (tests/nodehosts): the directory they report their boot identity into
+    # (``<dir>/<instance id>``: {"boot_id", "time"}). The Node of an instance with reports follows
+    # them; instances without reports keep the simulated kubelet. May be set after start().
+    node_reports_dir: str | None = None
+    # Seconds without a report before the Node goes NotReady (Unknown), as the node lifecycle
+    # controller's node-monitor-grace-period (40 s in Kubernetes; short here, tests wait on it).
+    node_report_grace_period: float = 4.0
 
 
 class Sandbox:

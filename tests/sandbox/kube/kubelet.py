@@ -6,13 +6,21 @@ only when the user data points at this cluster (name, endpoint, CA, service CIDR
 and the instance role is authorized as a node. Nodes become Ready after node_ready_delay,
 go NotReady while the instance is stopped or rebooting, and are deleted (with their pods)
 when the instance is gone.
+
+With real node hosts (tests/nodehosts, setting ``node_reports_dir``), an instance whose host
+reports its boot identity has a Node that follows the host instead: bootID = the reported boot
+id, NotReady (Unknown, as the node lifecycle controller marks it) once reports are older than
+``node_report_grace_period``, and on a new boot id NotReady then Ready after node_ready_delay
+with the new bootID (the kubelet of the new boot). Instances without reports are unchanged.
 """
 
 import base64
 import copy
 import hashlib
 import ipaddress
+import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -38,6 +46,8 @@ class InstanceRecord:
     last_state: str = ""
     failure: str = ""
     restarted: bool = False
+    boot_id: str = ""  # the boot id its host reported last (real node hosts only)
+    host_silent: bool = False  # its host's reports are older than the grace period
 
 
 def kubelet_version(image_name, image_description):
@@ -116,7 +126,11 @@ class Kubelet:
                 if node_exists:
                     if restarted:
                         self._start_again(cluster, record, now)
-                    self._maybe_ready(cluster, record, now)
+                    report = self._host_report(instance_id)
+                    if report is None:
+                        self._maybe_ready(cluster, record, now)
+                    else:
+                        self._follow_host(cluster, record, report, now)
                 elif record.node_name and not restarted:
                     pass  # Node deleted by hand: the kubelet registers only when it starts again (reboot, stop/start)
                 else:
@@ -270,6 +284,49 @@ class Kubelet:
         if record.ready_at and now >= record.ready_at:
             record.ready_at = 0.0
             self._set_ready(cluster, record.node_name, True, "KubeletReady", "kubelet is posting ready status", remove_taint=SHUTDOWN_TAINT)
+
+    # ---- real node hosts ---------------------------------------------------------------
+    def _host_report(self, instance_id):
+        """The host's last report ({"boot_id", "time"}), None when it has never reported (or no reports dir is set)."""
+        directory = self.side.settings_value("node_reports_dir", "")
+        if not directory:
+            return None
+        try:
+            with open(os.path.join(directory, instance_id)) as handle:
+                report = json.load(handle)
+        except (OSError, ValueError):
+            return None
+        return report if isinstance(report, dict) and report.get("boot_id") else None
+
+    def _follow_host(self, cluster, record, report, now):
+        grace = float(self.side.settings_value("node_report_grace_period", 4.0))
+        fresh = time.time() - float(report.get("time") or 0) <= grace
+        if not fresh:
+            if not record.host_silent:
+                record.host_silent, record.ready_at = True, 0.0
+                LOG.info("cluster %s: node %s: no report from its host for %.0fs: NotReady", cluster.name, record.node_name, grace)
+                self._set_ready(cluster, record.node_name, False, "NodeStatusUnknown", "Kubelet stopped posting node status.")
+            return
+        if report["boot_id"] != record.boot_id:
+            first = not record.boot_id
+            record.boot_id = report["boot_id"]
+            self._set_boot_id(cluster, record.node_name, record.boot_id)
+            if not first or record.host_silent:
+                # The kubelet of a new boot: it posts NotReady with its bootID, Ready once it has started.
+                LOG.info("cluster %s: node %s booted again (boot id %s)", cluster.name, record.node_name, record.boot_id)
+                self._set_ready(cluster, record.node_name, False, "KubeletNotReady", "kubelet is starting")
+                record.ready_at = now + max(self.side.settings_value("node_ready_delay", 0.5), 0.05)
+        elif record.host_silent:
+            record.ready_at = now  # the same boot reports again
+        record.host_silent = False
+        self._maybe_ready(cluster, record, now)
+
+    def _set_boot_id(self, cluster, node_name, boot_id):
+        def change(node):
+            node["status"].setdefault("nodeInfo", {})["bootID"] = boot_id
+            return node
+
+        cluster.store.mutate(NODES, "", node_name, change, subresource="status")
 
     def _start_again(self, cluster, record, now):
         record.restarted = False
