@@ -27,6 +27,9 @@ description:
     its DaemonSet pods (CNI, kube-proxy) and its maintenance record; for the cluster, the Nodes that are not Ready and every
     PodDisruptionBudget's status. With O(wait=true) it waits until every instance's Node is Ready, its DaemonSet pods are
     Ready and, for instances named in O(boot_ids), the Node reports another C(bootID) (it rebooted)."
+requirements:
+  - kubernetes >= 29.0.0, for the Kubernetes API calls
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
     description:
