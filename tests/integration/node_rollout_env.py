@@ -129,3 +129,19 @@ def assert_restored(group, desired, max_size):
 
 def annotations(env, group):
     return [n.metadata.annotations or {} for n in env.core.list_node(label_selector="{0}={1}".format(LABEL, group)).items]
+
+
+def outdated_group(env, module_runner, group, desired=2, max_size=3):
+    """A group of `desired` Ready instances, all outdated (its launch template changed after they launched)."""
+    before = make_group(env, module_runner, group, desired_capacity=desired, max_size=max_size)
+    changed = make_group(env, module_runner, group, desired_capacity=desired, max_size=max_size, labels={LABEL: group, "tier": group})
+    assert changed["counts"]["outdated"] == desired
+    return env.name + "-" + group, [i["instance_id"] for i in before["instances"]]
+
+
+def serving(group):
+    return [i for i in group["instances"] if i["lifecycle_state"] == "InService"]
+
+
+def protect(sandbox, name, instance_ids, protected=True):
+    sandbox.client("autoscaling").set_instance_protection(AutoScalingGroupName=name, InstanceIds=instance_ids, ProtectedFromScaleIn=protected)
