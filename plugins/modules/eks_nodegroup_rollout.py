@@ -20,11 +20,12 @@ description:
     size, the processes it suspended, when it began), so that a run killed half-way is resumed (O(step=begin) keeps the
     record) or undone (O(step=abort)) by the next run, never left suspended silently."
   - "Steps: V(plan) (read only: validates the input and reports what is outdated, skipped and how many batches), V(begin)
-    (record the state, suspend O(suspend_processes), keep cluster-autoscaler away as O(cluster_autoscaler) says), V(surge), V(select) (the old instances this batch may
-    drain), V(terminate) (O(instances), with decrement), V(scale_back) (terminate the current instances whose Node is not
-    Ready, with decrement: a surge that did not join), V(settle) (desired capacity back to the original), V(finish)
-    (resume the suspended processes, restore max size and cluster-autoscaler's replicas, remove the annotations and the tag) and V(abort) (remove the
-    surge above the original desired capacity, then finish)."
+    (record the state, suspend O(suspend_processes), keep cluster-autoscaler away as O(cluster_autoscaler) says),
+    V(surge), V(select) (the old instances this batch may drain), V(terminate) (O(instances), with decrement),
+    V(scale_back) (terminate the current instances whose Node is not Ready, with decrement: a surge that did not join),
+    V(settle) (desired capacity back to the original), V(finish) (resume the suspended processes, restore max size and
+    cluster-autoscaler's replicas, remove the annotations and the tag) and V(abort) (remove the surge above the original
+    desired capacity, then finish)."
 options:
   cluster_name:
     description:
@@ -559,7 +560,8 @@ def main():
         module.fail_json_aws(exc, msg="node group {0}: step {1} failed".format(module.params["name"], step))
     except ApiException as exc:
         module.fail_json(msg="node group {0}: step {1}: Kubernetes API answered HTTP {2} {3}; the identity running the task needs to read and "
-                         "patch nodes (and, with cluster_autoscaler scale_down, read and scale its Deployment)".format(module.params["name"], step, exc.status, exc.reason))
+                         "patch nodes (and, with cluster_autoscaler scale_down, read and scale its Deployment)".format(
+                             module.params["name"], step, exc.status, exc.reason))
     module.exit_json(**work.result())
 
 
