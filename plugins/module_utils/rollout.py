@@ -28,6 +28,9 @@ DEFAULT_SUSPENDED_PROCESSES = ("AZRebalance", "AlarmNotification", "ScheduledAct
 # Launch and Terminate are needed by the roll itself (surge, terminate); suspending them would stall it.
 REQUIRED_PROCESSES = ("Launch", "Terminate")
 PROTECTED_CHOICES = ("skip", "wait", "replace")
+# How cluster-autoscaler is kept from scaling the group down mid-roll: its scale-down-disabled annotation on the
+# group's Nodes, its Deployment scaled to 0 and back (it then cannot scale anything, nor race the surge), or not at all.
+AUTOSCALER_CHOICES = ("annotate", "scale_down", "none")
 STATE_VERSION = 1
 
 
@@ -197,16 +200,42 @@ def blocking_suspensions(already_suspended):
     return sorted(set(already_suspended) & set(REQUIRED_PROCESSES))
 
 
-def state_record(group, suspended, started):
-    """What a rollout changed, for the ASG tag: original desired and max, processes it suspended, when it began."""
-    return {"v": STATE_VERSION, "desired": group["desired_capacity"], "max_size": group["max_size"], "suspended": sorted(suspended), "started": started}
+def state_record(group, suspended, started, autoscaler=None):
+    """What a rollout changed, for the ASG tag: original desired and max, processes it suspended, when it began,
+    and (autoscaler_record) the cluster-autoscaler Deployment it scaled to 0 with its original replicas."""
+    record = {"v": STATE_VERSION, "desired": group["desired_capacity"], "max_size": group["max_size"], "suspended": sorted(suspended), "started": started}
+    if autoscaler:
+        record["autoscaler"] = autoscaler
+    return record
+
+
+def autoscaler_deployment(namespace, name):
+    """The "namespace/name" of the cluster-autoscaler Deployment, as recorded and reported."""
+    return "{0}/{1}".format(namespace, name)
+
+
+def autoscaler_record(state, deployment, current_replicas):
+    """The autoscaler entry a rollout records before scaling the Deployment to 0: the one already recorded (a resumed
+    run finds the Deployment at the 0 the killed run left, the original count is in the record), else the count now."""
+    recorded = (state or {}).get("autoscaler")
+    if recorded and recorded["deployment"] == deployment:
+        return recorded
+    return {"deployment": deployment, "replicas": int(current_replicas)}
+
+
+def missing_autoscaler_message(cluster_name, deployment):
+    """The refusal for node_rollout_cluster_autoscaler: scale_down when the Deployment is not there."""
+    return ("node_rollout_cluster_autoscaler is scale_down but cluster {0} has no Deployment {1}; set node_rollout_cluster_autoscaler_namespace "
+            "and node_rollout_cluster_autoscaler_deployment to where cluster-autoscaler runs, or node_rollout_cluster_autoscaler: none when "
+            "the cluster runs none".format(cluster_name, deployment))
 
 
 def state_tag_value(record):
     """The tag value (at most 256 characters, as Auto Scaling allows)."""
     value = json.dumps(record, sort_keys=True, separators=(",", ":"))
     if len(value) > 256:
-        raise RolloutError("rollout state record is {0} characters, above the 256 an ASG tag holds".format(len(value)))
+        raise RolloutError("rollout state record {0} is {1} characters, above the 256 an ASG tag holds; use shorter "
+                           "node_rollout_cluster_autoscaler_namespace/_deployment names or fewer node_rollout_suspend_processes".format(value, len(value)))
     return value
 
 
@@ -216,8 +245,11 @@ def parse_state_tag(value, group_name):
         record = json.loads(value)
         if not isinstance(record, dict):
             raise ValueError(value)
-        return {"v": int(record.get("v", STATE_VERSION)), "desired": int(record["desired"]), "max_size": int(record["max_size"]),
-                "suspended": [str(p) for p in record.get("suspended") or []], "started": record.get("started")}
+        parsed = {"v": int(record.get("v", STATE_VERSION)), "desired": int(record["desired"]), "max_size": int(record["max_size"]),
+                  "suspended": [str(p) for p in record.get("suspended") or []], "started": record.get("started")}
+        if record.get("autoscaler"):
+            parsed["autoscaler"] = {"deployment": str(record["autoscaler"]["deployment"]), "replicas": int(record["autoscaler"]["replicas"])}
+        return parsed
     except (ValueError, KeyError, TypeError):
         raise RolloutError("node group {0}: its rollout state tag holds {1!r}, which is not a record of node_rollout; restore the group's desired "
                            "capacity, max size and suspended processes by hand, then delete the tag".format(group_name, value))

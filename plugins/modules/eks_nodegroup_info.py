@@ -74,9 +74,14 @@ options:
         default: 600
       delay:
         description:
-          - Seconds between the first polls; the gap doubles up to four times this.
+          - Seconds between the first polls; the gap doubles up to O(wait_ready.max_delay).
         type: int
         default: 5
+      max_delay:
+        description:
+          - Longest gap between polls, in seconds. Defaults to four times O(wait_ready.delay); set it to O(wait_ready.delay)
+            to poll at a fixed interval (a caller that acts as soon as the nodes are Ready, such as a rolling replacement).
+        type: int
 extends_documentation_fragment:
   - selfmanaged.eks.cluster_connection
   - amazon.aws.common.modules
@@ -271,7 +276,7 @@ def main():
         wait_ready=dict(
             type="dict",
             options=dict(count=dict(type="int"), schedulable=dict(type="bool", default=False), timeout=dict(type="int", default=600),
-                         delay=dict(type="int", default=5)),
+                         delay=dict(type="int", default=5), max_delay=dict(type="int")),
         ),
     )
     module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
@@ -307,7 +312,7 @@ def main():
                 timeout=wait["timeout"],
                 what="{0} nodes in the node groups of cluster {1}".format("available" if wait["schedulable"] else "Ready", name),
                 delay=wait["delay"],
-                max_delay=wait["delay"] * 4,
+                max_delay=max(wait["delay"], wait["max_delay"] or wait["delay"] * 4),
             )
         reports = report.diagnose(reports)
     except WaitTimeout:

@@ -20,12 +20,12 @@ description:
     size, the processes it suspended, when it began), so that a run killed half-way is resumed (O(step=begin) keeps the
     record) or undone (O(step=abort)) by the next run, never left suspended silently."
   - "Steps: V(plan) (read only: validates the input and reports what is outdated, skipped and how many batches), V(begin)
-    (record the state, suspend O(suspend_processes), annotate the group's Nodes with
-    C(cluster-autoscaler.kubernetes.io/scale-down-disabled)), V(surge), V(select) (the old instances this batch may
-    drain), V(terminate) (O(instances), with decrement), V(scale_back) (terminate the current instances whose Node is not
-    Ready, with decrement: a surge that did not join), V(settle) (desired capacity back to the original), V(finish)
-    (resume the suspended processes, restore max size, remove the annotations and the tag) and V(abort) (remove the
-    surge above the original desired capacity, then finish)."
+    (record the state, suspend O(suspend_processes), keep cluster-autoscaler away as O(cluster_autoscaler) says),
+    V(surge), V(select) (the old instances this batch may drain), V(terminate) (O(instances), with decrement),
+    V(scale_back) (terminate the current instances whose Node is not Ready, with decrement: a surge that did not join),
+    V(settle) (desired capacity back to the original), V(finish) (resume the suspended processes, restore max size and
+    cluster-autoscaler's replicas, remove the annotations and the tag) and V(abort) (remove the surge above the original
+    desired capacity, then finish)."
 requirements:
   - kubernetes >= 29.0.0, to read the Nodes of the instances
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
@@ -77,6 +77,29 @@ options:
     type: list
     elements: str
     default: [AZRebalance, AlarmNotification, ScheduledActions]
+  cluster_autoscaler:
+    description:
+      - How cluster-autoscaler is kept from scaling the group down while it rolls.
+      - V(annotate) puts C(cluster-autoscaler.kubernetes.io/scale-down-disabled) on the group's Nodes (new ones at each
+        V(select)); V(finish) removes the annotations it added.
+      - V(scale_down) scales the Deployment O(cluster_autoscaler_namespace)/O(cluster_autoscaler_deployment) to 0 at V(begin)
+        and records its replicas in the state tag; V(finish) and V(abort) scale it back to the recorded count, also in a
+        later run after a killed one. A missing Deployment is refused by V(plan) and V(begin), before anything changes.
+      - V(none) leaves cluster-autoscaler alone (a cluster without it).
+      - Whatever this option says, V(finish) and V(abort) undo what the state tag and the annotations record.
+    type: str
+    choices: [annotate, scale_down, none]
+    default: annotate
+  cluster_autoscaler_namespace:
+    description:
+      - Namespace of the cluster-autoscaler Deployment, for O(cluster_autoscaler=scale_down).
+    type: str
+    default: kube-system
+  cluster_autoscaler_deployment:
+    description:
+      - Name of the cluster-autoscaler Deployment, for O(cluster_autoscaler=scale_down).
+    type: str
+    default: cluster-autoscaler
   instances:
     description:
       - Instance ids for O(step=terminate).
@@ -123,6 +146,13 @@ EXAMPLES = r"""
     step: surge
     max_surge: 25%
 
+- name: Record the rollout and scale cluster-autoscaler to 0 until step finish
+  selfmanaged.eks.eks_nodegroup_rollout:
+    cluster_name: demo
+    name: demo-general
+    step: begin
+    cluster_autoscaler: scale_down
+
 - name: Terminate two drained old instances, decrementing desired capacity
   selfmanaged.eks.eks_nodegroup_rollout:
     cluster_name: demo
@@ -141,7 +171,8 @@ state:
   description: The rollout state record of the group's tag (None when no rollout is in progress).
   returned: always
   type: dict
-  sample: {"v": 1, "desired": 3, "max_size": 4, "suspended": ["AZRebalance"], "started": "2026-11-30T05:00:00Z"}
+  sample: {"v": 1, "desired": 3, "max_size": 4, "suspended": ["AZRebalance"], "started": "2026-11-30T05:00:00Z",
+           "autoscaler": {"deployment": "kube-system/cluster-autoscaler", "replicas": 1}}
 sizes:
   description: Original desired capacity and max size, surge and max unavailable as counts, and the max size the surge needs.
   returned: always
@@ -187,6 +218,13 @@ terminated:
   type: list
   elements: str
   sample: ["i-0abc"]
+cluster_autoscaler:
+  description:
+    - The cluster-autoscaler Deployment this step scaled (to 0 at V(begin), back at V(finish) or V(abort)) and its replicas
+      after the step; None when the step did not touch it.
+  returned: always
+  type: dict
+  sample: {"deployment": "kube-system/cluster-autoscaler", "replicas": 0}
 resumed_processes:
   description: Processes V(finish) or V(abort) resumed.
   returned: always
@@ -232,6 +270,7 @@ class GroupRollout:
         self.changed = False
         self.terminated = []
         self.resumed = []
+        self.autoscaler = None
         self.read()
         self.before = self.settings()
 
@@ -348,19 +387,60 @@ class GroupRollout:
                     if exc.status != 404:  # a Node deleted meanwhile has nothing left to annotate
                         raise
 
+    def autoscaler_path(self, deployment):
+        namespace, name = deployment.split("/", 1)
+        return "/apis/apps/v1/namespaces/{0}/deployments/{1}".format(namespace, name)
+
+    def autoscaler_replicas(self, deployment):
+        """The Deployment's spec.replicas, None when it does not exist."""
+        try:
+            found = request_json(self.reader.api_client, "GET", self.autoscaler_path(deployment))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return (found.get("spec") or {}).get("replicas", 1)
+
+    def wanted_autoscaler(self):
+        """The Deployment O(cluster_autoscaler=scale_down) scales and its replicas now; RolloutError when it is missing."""
+        deployment = rollout.autoscaler_deployment(self.params["cluster_autoscaler_namespace"], self.params["cluster_autoscaler_deployment"])
+        replicas = self.autoscaler_replicas(deployment)
+        if replicas is None:
+            raise rollout.RolloutError(rollout.missing_autoscaler_message(self.params["cluster_name"], deployment))
+        return deployment, replicas
+
+    def scale_autoscaler(self, deployment, replicas, current):
+        self.autoscaler = {"deployment": deployment, "replicas": replicas}
+        if replicas == current:
+            return
+        self.changed = True
+        if not self.module.check_mode:
+            request_json(self.reader.api_client, "PATCH", self.autoscaler_path(deployment) + "/scale", body={"spec": {"replicas": replicas}},
+                         content_type=MERGE_PATCH)
+
     # -- steps ---------------------------------------------------------------------------------
 
     def step_plan(self):
-        pass
+        if self.params["cluster_autoscaler"] == "scale_down":
+            self.wanted_autoscaler()
 
     def step_begin(self):
+        autoscaler = None
+        if self.params["cluster_autoscaler"] == "scale_down":
+            deployment, replicas = self.wanted_autoscaler()
+            autoscaler = rollout.autoscaler_record(self.state, deployment, replicas)
         if self.state is None:
             to_suspend = rollout.processes_to_suspend(self.params["suspend_processes"], self.group["suspended_processes"])
             started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             # The record goes first: a run killed right after it still finds what to resume.
-            self.write_state(rollout.state_record(self.group, to_suspend, started))
+            self.write_state(rollout.state_record(self.group, to_suspend, started, autoscaler))
             self.set_processes(to_suspend, suspend=True)
-        self.annotate_nodes(disable=True)
+        elif autoscaler and self.state.get("autoscaler") != autoscaler:
+            self.write_state(dict(self.state, autoscaler=autoscaler))
+        if autoscaler:
+            self.scale_autoscaler(autoscaler["deployment"], 0, replicas)
+        if self.params["cluster_autoscaler"] == "annotate":
+            self.annotate_nodes(disable=True)
 
     def step_surge(self):
         self.require_state()
@@ -375,7 +455,8 @@ class GroupRollout:
         ready = self.group["counts"]["ready"]
         count = rollout.drain_count(self.sizes, ready, len(self.replace))
         self.old = rollout.choose_old(self.replace, self.group["instances"], count)
-        self.annotate_nodes(disable=True)  # the batch's new Nodes too
+        if self.params["cluster_autoscaler"] == "annotate":
+            self.annotate_nodes(disable=True)  # the batch's new Nodes too
 
     def step_terminate(self):
         known = set(i["instance_id"] for i in self.group["instances"])
@@ -405,6 +486,11 @@ class GroupRollout:
             self.set_processes(resumable, suspend=False)
             self.resumed = resumable
             self.update_group(max_size=rollout.restore_max_size(self.state["max_size"], self.group["desired_capacity"]))
+            recorded = self.state.get("autoscaler")
+            if recorded:
+                current = self.autoscaler_replicas(recorded["deployment"])
+                if current is not None:  # deleted meanwhile: nothing to scale back
+                    self.scale_autoscaler(recorded["deployment"], recorded["replicas"], current)
         self.annotate_nodes(disable=False)
         self.delete_state()
 
@@ -427,6 +513,7 @@ class GroupRollout:
             batches=rollout.batch_count(self.sizes, len(remaining)) if self.sizes["surge"] + self.sizes["unavailable"] else 0,
             waiting_for_protection=rollout.waiting_for_protection(self.group["instances"]),
             desired_capacity=self.group["desired_capacity"], terminated=self.terminated, resumed_processes=self.resumed,
+            cluster_autoscaler=self.autoscaler,
             old_instances=[{"instance_id": i["instance_id"], "node_name": (i.get("node") or {}).get("node_name"),
                             "availability_zone": i.get("availability_zone")} for i in old],
         )
@@ -446,6 +533,9 @@ def main():
         raise_max=dict(type="bool", default=False),
         protected=dict(type="str", default="skip", choices=list(rollout.PROTECTED_CHOICES)),
         suspend_processes=dict(type="list", elements="str", default=list(rollout.DEFAULT_SUSPENDED_PROCESSES)),
+        cluster_autoscaler=dict(type="str", default="annotate", choices=list(rollout.AUTOSCALER_CHOICES)),
+        cluster_autoscaler_namespace=dict(type="str", default="kube-system"),
+        cluster_autoscaler_deployment=dict(type="str", default="cluster-autoscaler"),
         instances=dict(type="list", elements="str", default=[]),
         node_role_arn=dict(type="str"),
     )
@@ -477,7 +567,8 @@ def main():
         module.fail_json_aws(exc, msg="node group {0}: step {1} failed".format(module.params["name"], step))
     except ApiException as exc:
         module.fail_json(msg="node group {0}: step {1}: Kubernetes API answered HTTP {2} {3}; the identity running the task needs to read and "
-                         "patch nodes".format(module.params["name"], step, exc.status, exc.reason))
+                         "patch nodes (and, with cluster_autoscaler scale_down, read and scale its Deployment)".format(
+                             module.params["name"], step, exc.status, exc.reason))
     module.exit_json(**work.result())
 
 

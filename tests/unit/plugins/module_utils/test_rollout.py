@@ -135,3 +135,25 @@ def test_the_state_record_round_trips_through_a_tag_value():
 def test_max_size_goes_back_unless_desired_is_still_above_it():
     assert ro.restore_max_size(4, 4) == 4
     assert ro.restore_max_size(4, 5) == 5
+
+
+def test_the_cluster_autoscaler_replicas_are_recorded_once_and_survive_the_tag():
+    deployment = ro.autoscaler_deployment("kube-system", "cluster-autoscaler")
+    first = ro.autoscaler_record(None, deployment, 2)
+    assert first == {"deployment": "kube-system/cluster-autoscaler", "replicas": 2}
+    record = ro.state_record(group(desired=4, max_size=6), list(ro.DEFAULT_SUSPENDED_PROCESSES), "2026-11-30T05:00:00Z", first)
+    value = ro.state_tag_value(record)
+    assert len(value) <= 256
+    parsed = ro.parse_state_tag(value, "g")
+    assert parsed == record
+    # A resumed run finds the Deployment at the 0 the killed run left: the original count stays the recorded one.
+    assert ro.autoscaler_record(parsed, deployment, 0) == first
+    # A record without it (scale_down asked only now) records the count now.
+    assert ro.autoscaler_record(ro.parse_state_tag(ro.state_tag_value(ro.state_record(group(), [], "t")), "g"), deployment, 3)["replicas"] == 3
+
+
+def test_a_state_record_too_long_for_a_tag_names_the_fix():
+    autoscaler = {"deployment": "n" * 63 + "/" + "d" * 120, "replicas": 1}
+    with pytest.raises(ro.RolloutError) as err:
+        ro.state_tag_value(ro.state_record(group(), ["AZRebalance"], "t", autoscaler))
+    assert "above the 256 an ASG tag holds; use shorter node_rollout_cluster_autoscaler_namespace" in str(err.value)

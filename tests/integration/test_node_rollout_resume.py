@@ -1,0 +1,133 @@
+"""The node_rollout role after a run killed half-way: SIGKILLed ansible-playbook resumed by the next run (check mode
+first says what would be rolled and writes nothing), a rollout left in progress aborted with node_rollout_action: abort; a roll that waits for a disruption slot another run holds.
+A cluster of its own, so that this file runs beside test_node_rollout.py."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.integration.conftest import ROOT
+from tests.integration.conftest import ansible_env
+from tests.integration.conftest import run_playbook
+from tests.integration.eks_nodegroup_env import LABEL
+from tests.integration.eks_nodegroup_env import write_calls
+from tests.integration.node_rollout_env import SCALE_DOWN
+from tests.integration.node_rollout_env import STATE_TAG
+from tests.integration.node_rollout_env import annotations
+from tests.integration.node_rollout_env import assert_restored
+from tests.integration.node_rollout_env import failure
+from tests.integration.node_rollout_env import group_now
+from tests.integration.node_rollout_env import make_group
+from tests.integration.node_rollout_env import role_result
+from tests.integration.node_rollout_env import roll
+from tests.integration.node_rollout_env import roll_playbook
+from tests.integration.node_rollout_env import rollout_env
+from tests.sandbox.kube.scenarios import wait_for
+
+
+@pytest.fixture(scope="module")
+def env(sandbox):
+    return rollout_env(sandbox, "rr")
+
+
+def test_a_run_killed_with_sigkill_mid_roll_is_resumed_by_the_next_run(env, module_runner, sandbox):
+    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3)
+    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3, labels={LABEL: "kill", "tier": "k"})
+    name = env.name + "-kill"
+    # Check mode says what would be rolled and writes nothing.
+    sandbox.reset_api_calls()
+    planned = roll(sandbox, env, check=True, node_rollout_node_groups=[name])
+    assert planned.returncode == 0, failure(planned)
+    assert write_calls(sandbox) == {}
+    [said] = role_result(planned, "Say what would be rolled (check mode changes nothing)")["results"]
+    assert said["msg"].startswith("{0}: 2 outdated instances to replace in 2 batches (surge 1, max unavailable 0)".format(name))
+    handle = roll_playbook(env, node_rollout_node_groups=[name])
+    autoscaling = sandbox.client("autoscaling")
+    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i", "localhost,", handle.name],
+                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def surged():
+            [asg] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+            tags = dict((t["Key"], t["Value"]) for t in asg.get("Tags", []))
+            return asg["DesiredCapacity"] == 3 and STATE_TAG in tags
+        wait_for(surged, timeout=120, interval=0.2, message="the first surge of the rollout")
+        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.unlink(handle.name)
+    left = group_now(env, module_runner, "kill")
+    assert STATE_TAG in left["tags"] and "AZRebalance" in left["suspended_processes"]
+    run = roll(sandbox, env, node_rollout_node_groups=[name])
+    assert run.returncode == 0, failure(run)
+    after = group_now(env, module_runner, "kill")
+    serving = [i for i in after["instances"] if i["lifecycle_state"] == "InService"]
+    assert len(serving) == 2 and not any(i["outdated"] for i in serving) and all(i["node"]["available"] for i in serving)
+    assert_restored(after, 2, 3)
+    assert all(SCALE_DOWN not in a for a in annotations(env, "kill"))
+
+
+def test_a_killed_run_is_aborted(env, module_runner, sandbox):
+    before = make_group(env, module_runner, "abort", desired_capacity=2, max_size=2)
+    make_group(env, module_runner, "abort", desired_capacity=2, max_size=2, labels={LABEL: "abort", "tier": "c"})
+    name = env.name + "-abort"
+    for step in ("begin", "surge"):
+        result = module_runner("eks_nodegroup_rollout", dict(cluster_name=env.name, name=name, step=step, raise_max=True))
+        assert result.get("failed") is not True, result.get("msg")
+    module_runner("eks_nodegroup_info", dict(cluster_name=env.name, names=[name], wait_ready={"count": 3, "timeout": 60, "delay": 1}))
+    old_node = before["instances"][0]["node"]["node_name"]
+    cordon = module_runner("eks_node_drain", dict(cluster_name=env.name, nodes=[old_node], state="cordoned"))
+    assert cordon.get("failed") is not True, cordon.get("msg")
+    left = group_now(env, module_runner, "abort")
+    assert left["desired_capacity"] == 3 and left["max_size"] == 3
+    run = roll(sandbox, env, node_rollout_node_groups=[name], node_rollout_action="abort")
+    assert run.returncode == 0, failure(run)
+    after = group_now(env, module_runner, "abort")
+    assert_restored(after, 2, 2)
+    serving = [i for i in after["instances"] if i["lifecycle_state"] == "InService"]
+    assert sorted(i["instance_id"] for i in serving) == sorted(i["instance_id"] for i in before["instances"])
+    assert all(i["node"]["schedulable"] for i in serving)
+    assert all(SCALE_DOWN not in a for a in annotations(env, "abort"))
+
+
+def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner, sandbox):
+    before = make_group(env, module_runner, "lock", desired_capacity=2, max_size=3)
+    make_group(env, module_runner, "lock", desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"})
+    name = env.name + "-lock"
+    held = before["instances"][0]["node"]["node_name"]
+    other = dict(cluster_name=env.name, holder="node_patching/ops@ctl-2/4711")
+    taken = module_runner("eks_disruption_lock", dict(other, nodes=[held], max_unavailable=1, reason="patch"))
+    assert taken.get("failed") is not True, taken.get("msg")
+    handle = roll_playbook(env, node_rollout_node_groups=[name], node_rollout_wait_progress=2)
+    outcome = {}
+    roller = threading.Thread(target=lambda: outcome.update(run=run_playbook(sandbox, handle.name)))
+    roller.start()
+    try:
+        autoscaling = sandbox.client("autoscaling")
+        wait_for(lambda: autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["DesiredCapacity"] == 3,
+                 timeout=120, interval=0.2, message="the first surge of the roll")
+        time.sleep(6)  # the roll now waits for the slot, in 2 s slices
+        waiting = group_now(env, module_runner, "lock")
+        assert all(i["node"]["schedulable"] for i in waiting["instances"] if i["instance_id"] in
+                   [b["instance_id"] for b in before["instances"]])  # nothing drained while the slot is held
+        released = module_runner("eks_disruption_lock", dict(other, state="released"))
+        assert released["released"] == [held]
+        roller.join(timeout=300)
+    finally:
+        roller.join(timeout=300)
+        os.unlink(handle.name)
+    run = outcome["run"]
+    assert run.returncode == 0, failure(run)
+    names = [t["task"]["name"] for t in run.tasks]
+    assert any("held: node_patching/ops@ctl-2/4711: " + held in n for n in names), names
+    after = group_now(env, module_runner, "lock")
+    assert after["counts"]["outdated"] == 0 and after["counts"]["ready"] == 2
+    assert_restored(after, 2, 3)
+    query = module_runner("eks_disruption_lock", dict(other, state="query"))
+    assert query["slots"] == {}  # the roll gave its slots back
