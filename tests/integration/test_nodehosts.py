@@ -112,3 +112,25 @@ def test_containers_of_a_test_run_that_died_are_removed(node_image):
         assert name not in [c["name"] for c in podman.containers()]
     finally:
         podman.run("rm", "-f", name, check=False)
+
+
+def test_the_eks_nodes_inventory_reaches_each_node_of_a_patch_fleet_on_its_own_host(sandbox, patch_fleet, tmp_path):
+    fleet = patch_fleet(nodes=3, groups=2)
+    zones = {n.metadata.labels["topology.kubernetes.io/zone"] for n in fleet.nodes().values()}
+    assert len(zones) == 3 and len(fleet.groups) == 2
+    assert all(fleet.installed(i) == {p.name: p.version for p in node_packages("old")} for i in fleet.instance_ids())
+    playbook = tmp_path / "look.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Look at the fleet's hosts", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Hostname", "ansible.builtin.command": "hostname", "register": "hostname", "changed_when": False},
+        {"name": "Refresh the package lists", "ansible.builtin.apt": {"update_cache": True}},
+        {"name": "Upgradable", "ansible.builtin.command": "apt list --upgradable", "register": "upgradable", "changed_when": False}]}]))
+
+    run = run_playbook(sandbox, playbook, inventory=fleet.inventory, env=fleet.env())
+
+    assert run.returncode == 0, run.stderr
+    names = {n.metadata.name: i for i, n in fleet.nodes().items()}
+    for name, instance in names.items():
+        assert run.result("Hostname", name)["stdout"] == instance
+        upgradable = run.result("Upgradable", name)["stdout"]
+        assert all("{0} all [upgradable from: {1}]".format(new.version, old.version) in upgradable
+                   for old, new in zip(node_packages("old"), node_packages("new")))
