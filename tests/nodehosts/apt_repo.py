@@ -59,19 +59,25 @@ class DebPackage:
         return "\n".join(lines) + "\n"
 
 
-# The fleet's packages: name -> (old version, new version). The kernel-like one asks for a reboot in its new version.
-NODE_PACKAGES = {"nodehost-utils": ("1.0-1", "1.1-1"), "nodehost-agent": ("2.3-1", "2.4-1"), "nodehost-kernel": ("6.1.100-1", "6.1.120-1")}
+# The fleet's packages: name -> versions, one per release of RELEASES. Every release after the
+# first is an update; the kernel-like package asks for a reboot in each of them.
+RELEASES = ("old", "new", "newer", "newest")
+NODE_PACKAGES = {"nodehost-utils": ("1.0-1", "1.1-1", "1.2-1", "1.3-1"), "nodehost-agent": ("2.3-1", "2.4-1", "2.5-1", "2.6-1"),
+                 "nodehost-kernel": ("6.1.100-1", "6.1.120-1", "6.1.130-1", "6.1.140-1")}
 KERNEL_LIKE = "nodehost-kernel"
 
 
 def node_packages(which: str) -> list[DebPackage]:
-    """The fleet's packages at their ``"old"`` or ``"new"`` versions."""
-    index = {"old": 0, "new": 1}[which]
+    """The fleet's packages at one release: ``"old"`` (what hosts are provisioned with), ``"new"``,
+    then ``"newer"`` and ``"newest"`` (further updates, for tests that patch the same fleet again)."""
+    if which not in RELEASES:
+        raise ValueError("release {0!r} is not one of {1}".format(which, ", ".join(RELEASES)))
+    index = RELEASES.index(which)
     packages = []
     for name, versions in NODE_PACKAGES.items():
         version = versions[index]
         packages.append(DebPackage(name, version, description="{0} {1} (selfmanaged.eks test package)".format(name, version),
-                                   reboot_required=(name == KERNEL_LIKE and which == "new"),
+                                   reboot_required=(name == KERNEL_LIKE and index > 0),
                                    files={"/usr/share/{0}/version".format(name): version + "\n"}))
     return packages
 

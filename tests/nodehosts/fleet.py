@@ -160,10 +160,18 @@ class PatchFleet:
 class FleetWatcher:
     """Samples a cluster's store every ``interval`` s while a run goes on: the most nodes unschedulable
     at once (and which), the most not Ready at once, and every PDB violation (fewer Ready pods
-    than the PDB's desiredHealthy)."""
+    than the PDB's desiredHealthy).
 
-    def __init__(self, store, interval: float = 0.05):
+    ``events[node]``: [(monotonic time, what)] with what in ``cordoned``, ``uncordoned``, ``empty``
+    (cordoned and no pod left but DaemonSet pods), ``not_ready``, ``ready``, ``boot <id>`` (the
+    Node's bootID changed); with ``reports_dir`` also ``host down`` (the last report of a boot, once
+    the next boot reports) and ``host up <boot id>`` (the first report of a new boot)."""
+
+    def __init__(self, store, interval: float = 0.05, reports_dir=None, instance_of=None):
         self.store, self.interval = store, interval
+        self.reports_dir, self.instance_of = reports_dir, dict(instance_of or {})  # node name -> instance id
+        self.events: dict[str, list] = {}
+        self._last: dict[str, dict] = {}
         self.samples = 0
         self.max_unschedulable = 0
         self.max_unschedulable_nodes: list[str] = []
@@ -173,6 +181,7 @@ class FleetWatcher:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def __enter__(self) -> "FleetWatcher":
+        self._sample()  # the state before the run, so its first change is an event
         self._thread.start()
         return self
 
@@ -181,27 +190,66 @@ class FleetWatcher:
         self._thread.join()
 
     def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self.interval)
+            self._sample()
+
+    def _sample(self) -> None:
+        from tests.sandbox.kube.conditions import node_is_ready as is_ready
         from tests.sandbox.kube.disruption import PDBS, PODS
         from tests.sandbox.kube.kubelet import NODES
 
         from ansible_collections.selfmanaged.eks.plugins.module_utils.drain import is_pod_ready, is_terminating, selector_matches
-        from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import is_ready
 
-        while not self._stop.is_set():
-            nodes = self.store.list(NODES)[0]
-            unschedulable = sorted(n["metadata"]["name"] for n in nodes if n["spec"].get("unschedulable"))
-            if len(unschedulable) > self.max_unschedulable:
-                self.max_unschedulable, self.max_unschedulable_nodes = len(unschedulable), unschedulable
-            self.max_not_ready = max(self.max_not_ready, sum(1 for n in nodes if not is_ready(n)))
-            for pdb in self.store.list(PDBS)[0]:
-                desired = (pdb.get("status") or {}).get("desiredHealthy")
-                if desired is None:
-                    continue
-                selector = (pdb.get("spec") or {}).get("selector")
-                pods = [p for p in self.store.list(PODS, pdb["metadata"]["namespace"])[0]
-                        if selector_matches(selector, p["metadata"].get("labels"))]
-                ready = sum(1 for p in pods if is_pod_ready(p) and not is_terminating(p))
-                if ready < desired:
-                    self.pdb_violations.append((time.monotonic(), pdb["metadata"]["name"], ready, desired))
-            self.samples += 1
-            self._stop.wait(self.interval)
+        nodes = self.store.list(NODES)[0]
+        unschedulable = sorted(n["metadata"]["name"] for n in nodes if n["spec"].get("unschedulable"))
+        if len(unschedulable) > self.max_unschedulable:
+            self.max_unschedulable, self.max_unschedulable_nodes = len(unschedulable), unschedulable
+        self.max_not_ready = max(self.max_not_ready, sum(1 for n in nodes if not is_ready(n)))
+        self._record(nodes, is_ready, PODS)
+        for pdb in self.store.list(PDBS)[0]:
+            desired = (pdb.get("status") or {}).get("desiredHealthy")
+            if desired is None:
+                continue
+            selector = (pdb.get("spec") or {}).get("selector")
+            pods = [p for p in self.store.list(PODS, pdb["metadata"]["namespace"])[0]
+                    if selector_matches(selector, p["metadata"].get("labels"))]
+            ready = sum(1 for p in pods if is_pod_ready(p) and not is_terminating(p))
+            if ready < desired:
+                self.pdb_violations.append((time.monotonic(), pdb["metadata"]["name"], ready, desired))
+        self.samples += 1
+
+    def _record(self, nodes, is_ready, pods_kind):
+        from .hosts import read_report
+
+        now = time.monotonic()
+        pods_by_node: dict[str, int] = {}
+        for pod in self.store.list(pods_kind)[0]:
+            owners = pod["metadata"].get("ownerReferences") or []
+            if pod["spec"].get("nodeName") and not any(o.get("kind") == "DaemonSet" for o in owners):
+                pods_by_node[pod["spec"]["nodeName"]] = pods_by_node.get(pod["spec"]["nodeName"], 0) + 1
+        for node in nodes:
+            name = node["metadata"]["name"]
+            state = {"cordoned": bool(node["spec"].get("unschedulable")), "ready": is_ready(node),
+                     "boot": ((node.get("status") or {}).get("nodeInfo") or {}).get("bootID")}
+            state["empty"] = state["cordoned"] and not pods_by_node.get(name)
+            instance = self.instance_of.get(name)
+            report = read_report(self.reports_dir, instance) if self.reports_dir and instance else None
+            state["host_boot"] = (report or {}).get("boot_id")
+            state["host_time"] = (report or {}).get("time")
+            last = self._last.get(name)
+            events = self.events.setdefault(name, [])
+            if last is not None:
+                if state["cordoned"] != last["cordoned"]:
+                    events.append((now, "cordoned" if state["cordoned"] else "uncordoned"))
+                if state["empty"] and not last["empty"]:
+                    events.append((now, "empty"))
+                if state["ready"] != last["ready"]:
+                    events.append((now, "ready" if state["ready"] else "not_ready"))
+                if state["boot"] != last["boot"]:
+                    events.append((now, "boot " + str(state["boot"])))
+                if state["host_boot"] != last["host_boot"] and last["host_boot"]:
+                    # The old boot's last report, on the monotonic clock: now minus the report's age then.
+                    events.append((now - (time.time() - last["host_time"]), "host down"))
+                    events.append((now, "host up " + str(state["host_boot"])))
+            self._last[name] = state
