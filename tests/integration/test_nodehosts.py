@@ -3,15 +3,17 @@ instance with systemd as PID 1, rebooted by ansible.builtin.reboot through the
 containers.podman.podman connection, patched from the local apt repository, and followed by its
 sandbox Node (Ready, bootID, NotReady when its boot never comes back)."""
 
+import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 
 import kubernetes
 import yaml
 
-from tests.integration.conftest import run_playbook
+from tests.integration.conftest import ROOT, run_playbook
 from tests.nodehosts.apt_repo import KERNEL_LIKE, node_packages
 from tests.nodehosts.hosts import BOOT_TIME_COMMAND, remove_orphans
 from tests.nodehosts.podman import OWNER_LABEL, Podman
@@ -134,3 +136,27 @@ def test_the_eks_nodes_inventory_reaches_each_node_of_a_patch_fleet_on_its_own_h
         upgradable = run.result("Upgradable", name)["stdout"]
         assert all("{0} all [upgradable from: {1}]".format(new.version, old.version) in upgradable
                    for old, new in zip(node_packages("old"), node_packages("new")))
+
+
+def test_the_command_line_gives_a_cluster_hosts_and_takes_them_away(sandbox, node_hosts, apt_repository):
+    """What a Molecule scenario runs inside `with_sandbox --node-hosts`: `python -m tests.nodehosts up/publish/down`."""
+    cluster = cluster_with_nodes(sandbox, 2)
+    core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    env = node_hosts.inventory_env(dict(os.environ, NODEHOSTS_REPORTS_DIR=str(node_hosts.reports_dir),
+                                        NODEHOSTS_APT_DIR=str(apt_repository.directory), NODEHOSTS_OWNER=node_hosts.owner))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tests.nodehosts", *args], env=env, capture_output=True, text=True, check=True,
+                              timeout=300, cwd=str(ROOT)).stdout
+
+    ids = cli("up", "--cluster", cluster["name"]).split()
+    assert sorted(ids) == sorted(n.spec.provider_id.rsplit("/", 1)[1] for n in core.list_node().items)
+    scenarios.wait_for(lambda: all(n.status.node_info.boot_id == node_hosts.report(n.spec.provider_id.rsplit("/", 1)[1])["boot_id"]
+                                   for n in core.list_node().items), timeout=30, message="Nodes with their hosts' boot ids")
+    cli("publish", "newer")
+    node_hosts.exec(ids[0], "apt-get", "update", "-qq")
+    upgradable = node_hosts.exec(ids[0], "apt", "list", "--upgradable").stdout
+    assert all(p.version in upgradable for p in node_packages("newer"))
+
+    cli("down")
+    assert not set(ids) & {c["name"] for c in Podman().containers()}

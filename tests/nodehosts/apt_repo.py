@@ -88,7 +88,6 @@ class AptRepository:
         self.pool = self.directory / "pool"
         self.pool.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o755)
-        self.published: dict[tuple, DebPackage] = {}
 
     def build(self, package: DebPackage) -> Path:
         """``dpkg-deb --build`` of ``package`` into the pool (not yet in the index)."""
@@ -113,19 +112,24 @@ class AptRepository:
         return target
 
     def publish(self, *packages: DebPackage) -> None:
-        """Build ``packages`` and add them to the index (the versions already published stay listed)."""
+        """Build ``packages`` into the pool and index the pool (the versions already published stay listed)."""
         for package in packages:
             self.build(package)
-            self.published[(package.name, package.version)] = package
         self.write_index()
 
+    def published(self) -> list[tuple]:
+        """(name, version) of every package in the pool (what the index lists)."""
+        return sorted(tuple(deb.name[:-len("_all.deb")].split("_", 1)) for deb in self.pool.glob("*_all.deb"))
+
     def write_index(self) -> None:
+        """Packages (+ .gz) and Release for every .deb of the pool: its control fields as dpkg-deb reads them,
+        so another process (python -m tests.nodehosts) can publish into the same repository."""
         stanzas = []
-        for (name, version), package in sorted(self.published.items()):
-            deb = self.pool / package.filename
+        for deb in sorted(self.pool.glob("*.deb")):
+            control = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
             data = deb.read_bytes()
-            stanzas.append(package.control().rstrip("\n") + "\n" + "\n".join([
-                "Filename: pool/" + package.filename, "Size: {0}".format(len(data)),
+            stanzas.append(control.rstrip("\n") + "\n" + "\n".join([
+                "Filename: pool/" + deb.name, "Size: {0}".format(len(data)),
                 "MD5sum: " + hashlib.md5(data).hexdigest(), "SHA256: " + hashlib.sha256(data).hexdigest()]) + "\n")
         text = "\n".join(stanzas).encode()
         self._write(self.directory / "Packages", text)

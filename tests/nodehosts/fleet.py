@@ -36,6 +36,33 @@ NAMESPACE = "web"
 APP = "web"
 
 
+def provision(hosts, repo, instance_ids, installed: str = "old", published: str = "new") -> None:
+    """Start a host for each instance, install the fleet's packages at release ``installed``, then
+    publish release ``published`` (the hosts' apt lists still show only what they installed)."""
+    repo.publish(*node_packages(installed))
+    hosts.start(instance_ids)
+    names = [p.name for p in node_packages(installed)]
+
+    def install(instance_id):
+        hosts.exec(instance_id, "apt-get", "update", "-qq")
+        hosts.exec(instance_id, "apt-get", "install", "-y", "-qq", *names)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(install, instance_ids))
+    repo.publish(*node_packages(published))
+
+
+def cluster_instance_ids(autoscaling, cluster_name: str) -> list[str]:
+    """The InService and Standby instances of the Auto Scaling groups tagged for the cluster (its node groups)."""
+    tag = "kubernetes.io/cluster/" + cluster_name
+    ids = []
+    for page in autoscaling.get_paginator("describe_auto_scaling_groups").paginate():
+        for group in page["AutoScalingGroups"]:
+            if any(t["Key"] == tag for t in group.get("Tags") or []):
+                ids += [i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] in ("InService", "Standby")]
+    return sorted(ids)
+
+
 class PatchFleet:
     def __init__(self, sandbox, hosts, repo, nodes: int = 6, groups: int = 2, zones: int = 3, directory=None):
         if nodes < groups:
@@ -61,10 +88,7 @@ class PatchFleet:
                                                     subnets=subnets[shift:] + subnets[:shift]))
             placed += size
         scenarios.wait_for(lambda: len(self.instance_ids()) == nodes, timeout=60, message="{0} instances".format(nodes))
-        self.repo.publish(*node_packages("old"))
-        self.hosts.start(self.instance_ids())
-        self._install_old_packages()
-        self.repo.publish(*node_packages("new"))
+        provision(hosts, repo, self.instance_ids())
         scenarios.wait_for(self._nodes_follow_hosts, timeout=60, interval=0.2, message="{0} Ready Nodes with their hosts' boot ids".format(nodes))
         self._workloads(nodes)
         self.inventory = self.write_inventory(Path(directory or self.repo.directory.parent) / "fleet.eks_nodes.yml")
@@ -114,16 +138,6 @@ class PatchFleet:
     boot_time_command = BOOT_TIME_COMMAND
 
     # ---- set-up ------------------------------------------------------------------------------
-    def _install_old_packages(self) -> None:
-        names = [p.name for p in node_packages("old")]
-
-        def install(instance_id):
-            self.hosts.exec(instance_id, "apt-get", "update", "-qq")
-            self.hosts.exec(instance_id, "apt-get", "install", "-y", "-qq", *names)
-
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(install, self.instance_ids()))
-
     def _nodes_follow_hosts(self) -> bool:
         nodes = self.nodes()
         for instance_id in self.instance_ids():
