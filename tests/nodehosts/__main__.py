@@ -3,6 +3,7 @@
 node_reports_dir and exports NODEHOSTS_REPORTS_DIR, NODEHOSTS_APT_DIR, NODEHOSTS_OWNER and
 CONTAINERS_CONF, and removes the hosts when COMMAND ends):
 
+    python -m tests.nodehosts image               build the node image unless cached (make nodehost-image)
     python -m tests.nodehosts up --cluster NAME [--installed old] [--published new]
         a host for every InService/Standby instance of the cluster's node groups (names printed),
         the fleet's packages installed at --installed, --published published
@@ -18,6 +19,7 @@ import sys
 from .apt_repo import RELEASES, AptRepository, node_packages
 from .fleet import cluster_instance_ids, provision
 from .hosts import NodeHosts
+from .image import ensure_image
 
 
 def _required(name):
@@ -38,7 +40,12 @@ def main(argv=None):
     commands.add_parser("hold").add_argument("instance_id")
     commands.add_parser("release").add_argument("instance_id")
     commands.add_parser("down")
+    commands.add_parser("image")
     args = parser.parse_args(argv)
+    if args.command == "image":
+        reference, seconds = ensure_image()
+        print("{0} ({1})".format(reference, "built in {0:.0f} s".format(seconds) if seconds else "cached"))
+        return 0
     repo = AptRepository(_required("NODEHOSTS_APT_DIR"))
     hosts = NodeHosts(_required("NODEHOSTS_REPORTS_DIR"), repo.directory)
     if args.command == "up":
