@@ -41,6 +41,7 @@ from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
 
 ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 PLAYBOOK = ROOT / "playbooks" / "patch.yml"
+playbook_path = PLAYBOOK
 
 
 def ansible_env(sandbox, fleet):
@@ -49,7 +50,7 @@ def ansible_env(sandbox, fleet):
     env.update(fleet.env())
     env.update(ANSIBLE_COLLECTIONS_PATH=str(ROOT / ".venv" / "collections"), ANSIBLE_ROLES_PATH=str(ROOT / "roles"),
                ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="0", ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
-               ANSIBLE_RETRY_FILES_ENABLED="0", NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+               ANSIBLE_RETRY_FILES_ENABLED="0", KUBECONFIG=sandbox.kube.kubeconfig_path(fleet.name), NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
     return env
 
 
@@ -66,7 +67,7 @@ def start_patch_run(sandbox, fleet, logdir, label, variables, limit=None):
     varfile = os.path.join(logdir, label + ".vars.json")
     with open(varfile, "w") as handle:
         json.dump(variables, handle)
-    cmd = [ANSIBLE_PLAYBOOK, str(PLAYBOOK), "-i", fleet.inventory, "-e", "@" + varfile]
+    cmd = [ANSIBLE_PLAYBOOK, str(playbook_path), "-i", fleet.inventory, "-e", "@" + varfile]
     if limit:
         cmd += ["--limit", limit]
     proc = subprocess.Popen(cmd, env=ansible_env(sandbox, fleet), cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT)
@@ -140,10 +141,13 @@ def main():
     parser.add_argument("--groups", type=int, default=2)
     parser.add_argument("--max-unavailable", type=int, default=1)
     parser.add_argument("--parts", default="full,again,together,stuck")
+    parser.add_argument("--playbook", default=str(PLAYBOOK), help="another patching playbook to measure the same way")
     args = parser.parse_args()
     parts = args.parts.split(",")
-    if not PLAYBOOK.exists():
-        sys.exit("{0} is missing: the node_patching role and its playbook come with issue 13's patch branch".format(PLAYBOOK))
+    global playbook_path
+    playbook_path = Path(args.playbook)
+    if not playbook_path.exists():
+        sys.exit("{0} is missing: the node_patching role and its playbook come with issue 13's patch branch".format(playbook_path))
     rows = []
     logdir = tempfile.mkdtemp(prefix="bench-patching-")
     reports = tempfile.mkdtemp(prefix="node-reports-")
