@@ -100,13 +100,14 @@ sandbox-tests: venv kubectl
 integration: venv nodehost-image
 	$(BIN)/python -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
-# One fresh sandbox per scenario, its environment exported to molecule.
+# One fresh sandbox per scenario, its environment exported to molecule; its Nodes follow the node
+# hosts a scenario starts with `python -m tests.nodehosts up` (removed when the scenario ends).
 molecule: venv nodehost-image
 	@scenarios=$$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -r -n1 basename | sort); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
 	for s in $$scenarios; do \
 		echo "== molecule scenario $$s"; \
-		$(BIN)/python -m tests.sandbox.with_sandbox -- $(BIN)/molecule test -s $$s; \
+		$(BIN)/python -m tests.sandbox.with_sandbox --node-hosts -- $(BIN)/molecule test -s $$s; \
 	done
 
 demo: venv
