@@ -55,7 +55,10 @@ def ansible_env(sandbox, fleet):
 
 
 def patch_vars(fleet, max_unavailable, **extra):
-    variables = {"node_patching_boot_time_command": BOOT_TIME_COMMAND, "node_patching_max_unavailable": max_unavailable}
+    # Timeouts sized for the sandbox (a reboot takes seconds here), so the stuck node fails within a minute.
+    variables = {"node_patching_boot_time_command": BOOT_TIME_COMMAND, "node_patching_max_unavailable": max_unavailable,
+                 "node_patching_reboot_timeout": 120, "node_patching_ready_timeout": 60, "node_patching_drain_timeout": 120,
+                 "node_patching_lock_wait_timeout": 900}
     variables.update(extra)
     return variables
 
