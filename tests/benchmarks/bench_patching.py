@@ -23,6 +23,7 @@ Prints one table; asserts nothing.
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main():
     parser.add_argument("--playbook", default=str(PLAYBOOK), help="another patching playbook to measure the same way")
     args = parser.parse_args()
     parts = args.parts.split(",")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop like Ctrl-C: hosts removed, sandbox stopped
     global playbook_path
     playbook_path = Path(args.playbook)
     if not playbook_path.exists():

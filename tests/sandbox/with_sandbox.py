@@ -12,6 +12,7 @@ host of that owner is removed when the command ends.
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,8 @@ def main(argv=None):
             env.update(sandbox.env())
             return subprocess.call(argv, env=env)
     from tests.nodehosts.hosts import NodeHosts
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the hosts are removed on SIGTERM too
 
     work = tempfile.mkdtemp(prefix="node-hosts-")
     reports, apt = os.path.join(work, "reports"), os.path.join(work, "apt")
