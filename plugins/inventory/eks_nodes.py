@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 name: eks_nodes
 short_description: Self-managed EKS worker nodes (Auto Scaling Group instances) as an inventory
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - One host per EC2 instance of the Auto Scaling groups tagged C(kubernetes.io/cluster/<cluster>=owned),
     grouped by cluster, node group, region, availability zone, instance type, purchase option, Auto Scaling
@@ -26,6 +26,7 @@ requirements:
   - boto3 >= 1.34.0
   - botocore >= 1.34.0
   - kubernetes (only with O(kubernetes=true))
+  - PyYAML (a dependency of ansible-core)
 extends_documentation_fragment:
   - inventory_cache
   - constructed

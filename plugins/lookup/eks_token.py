@@ -5,7 +5,7 @@
 DOCUMENTATION = r"""
 name: eks_token
 short_description: A fresh EKS bearer token for a cluster's Kubernetes API
-version_added: 1.0.0
+version_added: 0.1.0
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 description:

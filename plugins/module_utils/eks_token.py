@@ -30,9 +30,14 @@ class EksToken:
         self.value = value
         self.expires_at = expires_at
 
+    @property
+    def refresh_at(self):
+        """When to sign a new one: REFRESH_MARGIN before EKS stops accepting this one."""
+        return self.expires_at - REFRESH_MARGIN
+
     def needs_refresh(self, now=None):
         now = now or _utcnow()
-        return now >= self.expires_at - REFRESH_MARGIN
+        return now >= self.refresh_at
 
     def __repr__(self):
         # Never show the token itself, not even in a traceback.

@@ -13,7 +13,7 @@ Kubernetes or Ansible imports. `fleet_aws.py` turns API responses into these rec
 
 Records:
     group    {"name", "cluster", "tags", "launch_template": {"id", "name", "version"} | None,
-              "min_size", "max_size", "desired_capacity", "suspended_processes",
+              "min_size", "max_size", "desired_capacity", "suspended_processes", "health_check_type",
               "instances": [member]}
     member   {"instance_id", "lifecycle_state", "health_status", "protected_from_scale_in",
               "availability_zone", "launch_template_version"}          (the ASG's view)
@@ -69,6 +69,10 @@ ROLLOUT_STATE_TAG = "selfmanaged.eks/rollout"
 # The Node annotation node_rollout adds beside AUTOSCALER_SCALE_DOWN_DISABLED, so that it removes only the
 # scale-down-disabled annotations it added itself.
 ROLLOUT_SCALE_DOWN_MARK = "selfmanaged.eks/rollout-scale-down-disabled"
+# The EC2 instance tag eks_node_maintenance keeps while a node is in maintenance (node_patching): what it added
+# (scale-in protection, suspended ReplaceUnhealthy, scale-down-disabled), by whom, since when (JSON), so that only
+# that is removed, also by a later run after a killed one.
+MAINTENANCE_TAG = "selfmanaged.eks/maintenance"
 # Managed node groups' ASGs carry this tag; EKS rolls them, not us.
 MANAGED_NODEGROUP_TAG = "eks:nodegroup-name"
 # Tags AWS puts on every instance: its group, and the launch template (version) it really
@@ -132,6 +136,7 @@ def compact_group(asg):
         "max_size": asg.get("MaxSize"),
         "desired_capacity": asg.get("DesiredCapacity"),
         "suspended_processes": sorted(p["ProcessName"] for p in asg.get("SuspendedProcesses") or []),
+        "health_check_type": asg.get("HealthCheckType") or "EC2",
         "instances": [
             {
                 "instance_id": member["InstanceId"],

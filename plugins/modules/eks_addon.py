@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_addon
 short_description: Manage an Amazon EKS add-on (VPC CNI, CoreDNS, kube-proxy, CSI drivers, ...)
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Creates, updates and deletes an EKS add-on through the EKS add-on API.
   - Resolves O(version) keywords and partial versions against the versions compatible with the
@@ -20,6 +20,10 @@ description:
     not fail; it warns and returns RV(degraded_without_nodes=true).
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, to tell a CoreDNS or CSI controller DEGRADED for want of nodes from a real problem (counts the Ready nodes)
+  - jsonschema, to check O(configuration_values) against the add-on's configuration schema before any change
+  - PyYAML, to read O(configuration_values) given as a YAML string
 options:
   cluster_name:
     description:
@@ -204,6 +208,26 @@ degraded_without_nodes:
       It becomes C(ACTIVE) once nodes join.
   returned: when O(state=present)
   type: bool
+timed_out:
+  description:
+    - Whether O(wait_timeout) ran out. The module then fails, with C(changed) true when it had already written
+      (created, updated, tagged or deleted the add-on), C(waiting_for) (what it waited for) and C(last_state)
+      (status, version and health issues). Running it again picks up where it stopped (it waits for an add-on
+      that is still C(CREATING) or C(UPDATING), then applies what is still missing), so a role can wait in slices
+      of under a minute and print the state after each.
+  returned: always
+  type: bool
+  sample: false
+waiting_for:
+  description: What the module waited for when O(wait_timeout) ran out.
+  returned: when RV(timed_out) is true
+  type: str
+  sample: add-on coredns on cluster prod to become ACTIVE
+last_state:
+  description: The add-on's last state when O(wait_timeout) ran out.
+  returned: when RV(timed_out) is true
+  type: str
+  sample: "CREATING at v1.11.4-eksbuild.2 (no health issues)"
 diff:
   description: Before and after (version, configuration, roles, tags) with O(ignore:--diff).
   returned: with --diff
@@ -324,6 +348,15 @@ class AddonManager:
         self.cluster = None
         self.degraded_without_nodes = False
         self.nodes = None
+        # Whether this run has written anything: a wait that timed out after a write is still a change.
+        self.wrote = False
+
+    def fail_waiting(self, exc, addon=None):
+        """WaitTimeout: `timed_out` with what was awaited and its last state, so a role can wait in slices and run again."""
+        details = dict(changed=self.wrote, addon=camel_dict_to_snake_dict(addon or {}, ignore_list=["tags"]))
+        if isinstance(exc, WaitTimeout):
+            details.update(timed_out=True, waiting_for=exc.what, last_state=exc.state)
+        self.module.fail_json(msg=str(exc), **details)
 
     # -- waiting ---------------------------------------------------------------------------
 
@@ -350,7 +383,7 @@ class AddonManager:
             what = "add-on {0} on cluster {1} to become ACTIVE".format(self.name, self.cluster_name)
             addon = poll(fetch, is_done, logic.describe_state, timeout, what, logic.failure_reason)
         except (WaitTimeout, WaitFailed) as exc:
-            self.module.fail_json(msg=str(exc), addon=camel_dict_to_snake_dict(fetch() or {}, ignore_list=["tags"]))
+            self.fail_waiting(exc, fetch())
         self.note_degraded(addon)
         return addon
 
@@ -378,9 +411,10 @@ class AddonManager:
             return None
 
         try:
-            poll(fetch, lambda a: a is None, logic.describe_state, timeout, "add-on {0} to be deleted".format(self.name), is_failed)
+            what = "add-on {0} on cluster {1} to be deleted".format(self.name, self.cluster_name)
+            poll(fetch, lambda a: a is None, logic.describe_state, timeout, what, is_failed)
         except (WaitTimeout, WaitFailed) as exc:
-            self.module.fail_json(msg=str(exc))
+            self.fail_waiting(exc, fetch())
 
     # -- desired state ---------------------------------------------------------------------
 
@@ -443,6 +477,7 @@ class AddonManager:
             return result
         request = logic.create_request(self.cluster_name, self.name, target, params, wanted_assoc)
         addon = self.eks.create_addon(aws_retry=True, clientRequestToken=str(uuid.uuid4()), **request)["addon"]
+        self.wrote = True
         if params["wait"]:
             addon = self.wait_settled(params["wait_timeout"])
         result["addon"] = camel_dict_to_snake_dict(addon, ignore_list=["tags"])
@@ -459,13 +494,18 @@ class AddonManager:
         changed = needs_update or bool(changes["tags_to_set"]) or bool(changes["tags_to_remove"])
         result = dict(changed=changed, resolved_version=target, upgrade_path=path, diff=dict(before=changes["before"], after=changes["after"]))
         if not changed:
-            self.note_degraded(current)
+            if params["wait"] and not self.module.check_mode and current.get("status") in ("CREATING", "UPDATING"):
+                # A run before this one (or someone else) started the change: this run sees it through.
+                current = self.wait_settled(params["wait_timeout"])
+            else:
+                self.note_degraded(current)
             result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=self.degraded_without_nodes)
             return result
         if self.module.check_mode:
             result.update(addon=camel_dict_to_snake_dict(current, ignore_list=["tags"]), degraded_without_nodes=False)
             return result
 
+        self.wrote = True
         if changes["tags_to_remove"]:
             self.eks.untag_resource(resourceArn=current["addonArn"], tagKeys=changes["tags_to_remove"], aws_retry=True)
         if changes["tags_to_set"]:
@@ -509,6 +549,7 @@ class AddonManager:
         if self.module.check_mode:
             return result
         self.eks.delete_addon(clusterName=self.cluster_name, addonName=self.name, preserve=params["preserve"], aws_retry=True)
+        self.wrote = True
         if params["wait"]:
             self.wait_gone(params["wait_timeout"])
         return result
@@ -553,7 +594,7 @@ def main():
         module.fail_json_aws(exc, msg="EKS add-on {0} on cluster {1} could not be managed".format(module.params["name"], module.params["cluster_name"]))
     if not module._diff:
         result.pop("diff", None)
-    module.exit_json(**result)
+    module.exit_json(timed_out=False, **result)
 
 
 if __name__ == "__main__":

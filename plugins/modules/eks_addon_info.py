@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_addon_info
 short_description: List the add-ons of an EKS cluster and the versions available for an add-on
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - With O(cluster_name), returns the add-ons installed on the cluster with their status and
     health issues.

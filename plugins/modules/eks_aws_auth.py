@@ -28,6 +28,9 @@ description:
   - The ConfigMap is created when it does not exist.
   - The access entry API (M(selfmanaged.eks.eks_access_entry)) replaces aws-auth; use this module for
     clusters whose authentication mode is C(CONFIG_MAP) or C(API_AND_CONFIG_MAP).
+requirements:
+  - kubernetes >= 29.0.0, to read and write the aws-auth ConfigMap
+  - PyYAML, to parse and write the ConfigMap's C(mapRoles) and C(mapUsers)
 options:
   map_roles:
     description:

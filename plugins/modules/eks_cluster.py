@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_cluster
 short_description: Create, update, upgrade and delete an Amazon EKS control plane
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Creates an EKS cluster, and on an existing cluster applies what EKS allows to change
     (control plane logging, endpoint access and public CIDRs, authentication mode forward
@@ -27,6 +27,7 @@ author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
   - kubernetes >= 29.0.0, for the kubelet version check before an upgrade (O(check_node_skew))
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 seealso:
   - module: selfmanaged.eks.eks_cluster_info
   - module: community.aws.eks_cluster

@@ -7,10 +7,14 @@ DOCUMENTATION = r"""
 ---
 module: eks_cluster_info
 short_description: Describe one or all Amazon EKS clusters
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Returns clusters as DescribeCluster does, keys in snake_case, in the same shape as the
     C(cluster) return value of M(selfmanaged.eks.eks_cluster).
+seealso:
+  - module: selfmanaged.eks.eks_cluster
+  - module: community.aws.eks_cluster
+    description: Creates and deletes clusters; returns the cluster only when it changes it.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 options:

@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 ---
 module: eks_node_drain
-version_added: 0.2.0
+version_added: 0.1.0
 short_description: Cordon, drain or uncordon nodes of an EKS cluster, within PodDisruptionBudgets and a time limit
 description:
   - Drains nodes the way C(kubectl drain --ignore-daemonsets) chooses pods, and evicts them through the
@@ -37,6 +37,10 @@ description:
     or restored to the target's syslog/journal (C(module.log)) and, with O(progress_file), appends a JSON line per event
     (node cordoned, each pod evicted, each PDB wait, node done) that C(tail -f) can follow; RV(nodes) holds the per-node
     outcome. For one line per node on screen, loop over the nodes in the playbook with O(max_concurrent_nodes=1)."
+requirements:
+  - kubernetes >= 29.0.0, for the Kubernetes API calls
+  - urllib3, for the request timeouts of the Kubernetes API calls
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   nodes:
     description:

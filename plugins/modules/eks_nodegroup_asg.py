@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_nodegroup_asg
 short_description: Self-managed EKS worker nodes as one launch template and one Auto Scaling group
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Creates, updates or deletes a self-managed node group of an EKS cluster, made of an EC2 launch template
     (EKS-optimized AMI pinned as a concrete C(ami-) id, bootstrap user data rendered from DescribeCluster)
@@ -24,8 +24,22 @@ description:
     bounds exclude it.
   - Authorizing the node role (access entry or aws-auth) is not done here; see M(selfmanaged.eks.eks_access_entry),
     M(selfmanaged.eks.eks_aws_auth) and the C(selfmanaged.eks.node_bootstrap) role.
+seealso:
+  - module: selfmanaged.eks.eks_nodegroup_info
+  - module: selfmanaged.eks.eks_nodegroup_rollout
+  - module: community.aws.eks_nodegroup
+    description: EKS managed node groups (EKS owns the launch template and the ASG); this module makes self-managed ones.
+  - module: community.aws.eks_fargate_profile
+    description: Fargate profiles, pods without nodes; nothing to do with node groups of EC2 instances.
+  - module: amazon.aws.autoscaling_group
+    description: >-
+      A generic ASG: no EKS bootstrap user data, AMI lookup, cluster tags or outdated-instance report. This module
+      manages the launch template and the ASG of a node group together.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, to report the Nodes of the group's instances
+  - PyYAML, to render the nodeadm and Bottlerocket user data
 options:
   name:
     description:

@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 ---
 module: eks_nodegroup_info
-version_added: 1.0.0
+version_added: 0.1.0
 short_description: Report self-managed node groups of an EKS cluster, their instances and Nodes, and wait for them
 description:
   - For each self-managed node group (Auto Scaling group) of an EKS cluster, returns the group (sizes, launch template and
@@ -23,6 +23,9 @@ description:
   - With O(wait_ready), polls until each group has that many available Nodes among its own instances, and fails with
     the per-instance diagnosis when time runs out.
   - Nodes are matched to instances by C(spec.providerID), else by private DNS name, so a group counts only its own Nodes.
+requirements:
+  - kubernetes >= 29.0.0, to read the Nodes of the instances
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
     description:

@@ -6,7 +6,7 @@
 DOCUMENTATION = r"""
 ---
 module: eks_nodegroup_rollout
-version_added: 1.1.0
+version_added: 0.1.0
 short_description: One step of replacing the outdated instances of a self-managed EKS node group, surge first
 description:
   - The Auto Scaling side of the C(selfmanaged.eks.node_rollout) role, one step per call, so that the role reads like the
@@ -26,6 +26,9 @@ description:
     Ready, with decrement: a surge that did not join), V(settle) (desired capacity back to the original), V(finish)
     (resume the suspended processes, restore max size, remove the annotations and the tag) and V(abort) (remove the
     surge above the original desired capacity, then finish)."
+requirements:
+  - kubernetes >= 29.0.0, to read the Nodes of the instances
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
     description:
@@ -96,6 +99,10 @@ notes:
 seealso:
   - module: selfmanaged.eks.eks_nodegroup_info
   - module: selfmanaged.eks.eks_node_drain
+  - module: amazon.aws.autoscaling_group
+    description: >-
+      Its instance refresh replaces instances without draining their nodes or waiting for new ones to be Ready;
+      this module surges first and drains within PodDisruptionBudgets.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 """

@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_oidc_provider
 short_description: Manage the IAM OIDC identity provider of an Amazon EKS cluster
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Makes sure IAM has an OpenID Connect provider for the cluster's service account token
     issuer, so that IAM roles for service accounts (IRSA) can trust it.

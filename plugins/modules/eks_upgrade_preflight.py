@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_upgrade_preflight
 short_description: Check that an EKS cluster can be upgraded to a version, and plan the steps
-version_added: 1.0.0
+version_added: 0.1.0
 description:
   - Reads the cluster, the kubelet version of every Node, the installed EKS add-ons and the
     versions available for them, and the cluster's upgrade insights, and fails before anything
@@ -21,6 +21,9 @@ description:
   - Never writes; the same in check mode.
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
+requirements:
+  - kubernetes >= 29.0.0, to read the kubelet versions of the nodes
+  - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
     description:

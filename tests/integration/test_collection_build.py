@@ -60,3 +60,55 @@ def test_action_group_lists_exactly_our_modules():
     names = sorted(entry for entry in group if isinstance(entry, str))
     shipped = sorted(p.stem for p in (ROOT / "plugins" / "modules").glob("*.py") if p.stem != "__init__")
     assert names == shipped
+
+
+def test_another_organisation_runs_the_roles_from_the_installed_tarball(installed, sandbox, tmp_path):
+    """A separate project - its own inventory, group_vars and naming - with nothing but the installed
+    tarball in its collections path runs iam, control_plane and core_addons against the sandbox,
+    wired with the role variables their argument specs document, and a second run changes nothing."""
+    from tests.integration.conftest import PlaybookRun, ansible_env
+    from tests.sandbox.clusters import cluster_subnets, unique
+
+    _, target = installed
+    project = tmp_path / "acme-platform"
+    (project / "inventory" / "group_vars" / "eks").mkdir(parents=True)
+    (project / "roles").mkdir()
+    (project / "inventory" / "hosts.yml").write_text(yaml.safe_dump({"eks": {"hosts": {"localhost": {"ansible_connection": "local"}}}}))
+    (project / "inventory" / "group_vars" / "eks" / "platform.yml").write_text(yaml.safe_dump({
+        "acme_cluster": unique("acme"), "acme_kubernetes": "1.31", "acme_subnets": cluster_subnets(sandbox, zones=2),
+        "acme_tags": {"team": "platform"},
+    }))
+    (project / "platform.yml").write_text(yaml.safe_dump([{
+        "name": "ACME's EKS platform", "hosts": "eks", "gather_facts": False,
+        "roles": [
+            {"role": "selfmanaged.eks.iam", "vars": {"iam_cluster_name": "{{ acme_cluster }}"}},
+            {"role": "selfmanaged.eks.control_plane", "vars": {
+                "control_plane_cluster_name": "{{ acme_cluster }}", "control_plane_version": "{{ acme_kubernetes }}",
+                "control_plane_role_arn": "{{ iam_roles.cluster_role_arn }}", "control_plane_subnet_ids": "{{ acme_subnets }}",
+                "control_plane_tags": "{{ acme_tags }}"}},
+            {"role": "selfmanaged.eks.core_addons", "vars": {
+                "core_addons_cluster_name": "{{ control_plane_cluster.name }}",
+                "core_addons_oidc_provider_arn": "{{ control_plane_cluster.oidc_provider_arn }}",
+                "core_addons_oidc_issuer": "{{ control_plane_cluster.oidc_issuer }}", "core_addons_tags": "{{ acme_tags }}"}},
+        ],
+    }]))
+    # Only the installed tarball (and the dependencies the `ansible` package ships on sys.path): never the checkout.
+    env = ansible_env(sandbox, {"ANSIBLE_COLLECTIONS_PATH": str(target), "ANSIBLE_ROLES_PATH": str(project / "roles")})
+
+    def run():
+        proc = subprocess.run([str(BIN / "ansible-playbook"), "-i", "inventory/hosts.yml", "platform.yml"], env=env, cwd=str(project),
+                              capture_output=True, text=True, timeout=900)
+        return PlaybookRun(proc.returncode, json.loads(proc.stdout), proc.stderr)
+
+    first = run()
+    assert first.returncode == 0, first.stderr[-3000:]
+    paths = {t["task"]["path"].split(":")[0] for t in first.tasks if t["task"].get("path")}
+    assert paths and all(path.startswith(str(target)) or path.startswith(str(project)) for path in paths), sorted(paths)[:5]
+    cluster_name = yaml.safe_load((project / "inventory" / "group_vars" / "eks" / "platform.yml").read_text())["acme_cluster"]
+    cluster = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
+    assert cluster["status"] == "ACTIVE" and cluster["tags"]["team"] == "platform"
+    addons = sandbox.client("eks").list_addons(clusterName=cluster_name)["addons"]
+    assert {"vpc-cni", "kube-proxy", "coredns"} <= set(addons)
+    second = run()
+    assert second.returncode == 0 and second.changed_count() == 0, [t["task"]["name"] for t in second.tasks
+                                                                   if t["hosts"].get("localhost", {}).get("changed")]

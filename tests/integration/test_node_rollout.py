@@ -263,6 +263,43 @@ def test_a_killed_run_is_aborted(env, module_runner, sandbox):
     assert all(SCALE_DOWN not in a for a in annotations(env, "abort"))
 
 
+def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner, sandbox):
+    before = make_group(env, module_runner, "lock", desired_capacity=2, max_size=3)
+    make_group(env, module_runner, "lock", desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"})
+    name = env.name + "-lock"
+    held = before["instances"][0]["node"]["node_name"]
+    other = dict(cluster_name=env.name, holder="node_patching/ops@ctl-2/4711")
+    taken = module_runner("eks_disruption_lock", dict(other, nodes=[held], max_unavailable=1, reason="patch"))
+    assert taken.get("failed") is not True, taken.get("msg")
+    handle = roll_playbook(env, node_rollout_node_groups=[name], node_rollout_wait_progress=2)
+    outcome = {}
+    roller = threading.Thread(target=lambda: outcome.update(run=run_playbook(sandbox, handle.name)))
+    roller.start()
+    try:
+        autoscaling = sandbox.client("autoscaling")
+        wait_for(lambda: autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["DesiredCapacity"] == 3,
+                 timeout=120, interval=0.2, message="the first surge of the roll")
+        time.sleep(6)  # the roll now waits for the slot, in 2 s slices
+        waiting = group_now(env, module_runner, "lock")
+        assert all(i["node"]["schedulable"] for i in waiting["instances"] if i["instance_id"] in
+                   [b["instance_id"] for b in before["instances"]])  # nothing drained while the slot is held
+        released = module_runner("eks_disruption_lock", dict(other, state="released"))
+        assert released["released"] == [held]
+        roller.join(timeout=300)
+    finally:
+        roller.join(timeout=300)
+        os.unlink(handle.name)
+    run = outcome["run"]
+    assert run.returncode == 0, failure(run)
+    names = [t["task"]["name"] for t in run.tasks]
+    assert any("held: node_patching/ops@ctl-2/4711: " + held in n for n in names), names
+    after = group_now(env, module_runner, "lock")
+    assert after["counts"]["outdated"] == 0 and after["counts"]["ready"] == 2
+    assert_restored(after, 2, 3)
+    query = module_runner("eks_disruption_lock", dict(other, state="query"))
+    assert query["slots"] == {}  # the roll gave its slots back
+
+
 @pytest.mark.parametrize("role_vars,expected", [
     ({"node_rollout_max_surge": "0", "node_rollout_max_unavailable": "0%"},
      "node group {name}-bad: node_rollout_max_surge 0 and node_rollout_max_unavailable 0% are both 0 for desired capacity 2"),

@@ -150,7 +150,8 @@ def test_upgrade_1_30_to_1_32_then_a_rerun_changes_nothing(sandbox, playbook, en
     assert (cluster["version"], cluster["status"]) == ("1.32", "ACTIVE")
 
     # The add-ons went through each version's defaults: 1.30 (nothing to do), 1.31, 1.32.
-    kube_proxy = [r["addon"]["addon_version"] for r in role_results(run, "core_addons", "Install kube-proxy")]
+    # (one slice each: the add-on waits are sliced, and the sandbox settles within the first)
+    kube_proxy = [r["addon"]["addon_version"] for r in role_results(run, "core_addons", "Add-on kube-proxy")]
     assert kube_proxy == [default_version(eks, "kube-proxy", v) for v in ("1.30", "1.31", "1.32")]
     for addon in CORE_ADDONS:
         assert eks.describe_addon(clusterName=name, addonName=addon)["addon"]["addonVersion"] == default_version(eks, addon, "1.32"), addon

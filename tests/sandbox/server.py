@@ -278,7 +278,8 @@ class Sandbox:
                            every: int | None = None, operations: list[str] | None = None, seed: int | None = None) -> None:
         """Answer a share of a cluster's Kubernetes API requests (``"*"``: every cluster) with a fault: ``"429"`` (API
         rate limiting, no DisruptionBudget cause; the default), ``"500"``, ``"503"``, ``"drop"`` (connection closed, no
-        effect) or ``"drop-after"`` (served, then the connection is closed: the answer is lost).
+        effect), ``"drop-after"`` (served, then the connection is closed: the answer is lost) or ``"concurrent-write"``
+        (a PUT/PATCH of a named object is preceded by a write of the sandbox's own, so a stale PUT gets a real 409).
         ``operations`` names requests as the counter does (``"POST pods/eviction"``); ``rate``/``every``/``seed`` as in
         ``inject_faults``."""
         self._kube_side().inject_faults(cluster, rate, codes, every=every, operations=operations, seed=seed)

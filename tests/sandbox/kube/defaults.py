@@ -102,6 +102,10 @@ def validate(rt, obj, current=None):
         spec = obj.get("spec") or {}
         if "minAvailable" in spec and "maxUnavailable" in spec:
             raise errors.invalid(rt, name, "spec", "Invalid value: minAvailable and maxUnavailable cannot be both set")
+    if kind == "Lease":
+        duration = (obj.get("spec") or {}).get("leaseDurationSeconds")
+        if duration is not None and (not isinstance(duration, int) or duration <= 0):
+            raise errors.invalid(rt, name, "spec.leaseDurationSeconds", f"Invalid value: {duration!r}: must be greater than 0")
     if kind == "ConfigMap":
         for key, value in (obj.get("data") or {}).items():
             if not isinstance(value, str):

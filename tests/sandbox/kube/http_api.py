@@ -21,6 +21,7 @@ from .token_review import TokenError
 
 LOG = logging.getLogger("tests.sandbox.kube.api")
 UNAUTHORIZED = errors.ApiError(401, "Unauthorized", "Unauthorized")
+CONCURRENT_WRITE_ANNOTATION = "sandbox.selfmanaged.eks/concurrent-writes"
 
 
 def request_operation(method, path):
@@ -55,6 +56,7 @@ class ApiHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "sandbox-kube-apiserver"
     cluster = None  # set on the per-server subclass
+    _fault = None  # the injected fault of the request being served
 
     def log_message(self, fmt, *args):
         LOG.debug("%s %s", self.cluster.name, fmt % args)
@@ -148,7 +150,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         path = url.path.rstrip("/") or "/"
         traffic = self.cluster.traffic
         fault = traffic.admit(self.cluster.name, request_operation(method, path)) if traffic is not None else None
-        if fault is not None and fault != "drop-after":
+        self._fault = fault
+        if fault is not None and fault not in ("drop-after", "concurrent-write"):
             self._send_fault(fault)
             return
         try:
@@ -232,7 +235,18 @@ class ApiHandler(BaseHTTPRequestHandler):
         if not authorize(identity, "create" if subresource == "eviction" else verb, rt, namespace, name, subresource, self.cluster.store):
             raise errors.ApiError(403, "Forbidden", forbidden_message(identity, verb, rt, namespace, subresource),
                                   {"name": name or "", "group": rt.group, "kind": rt.plural})
+        if self._fault == "concurrent-write" and name and verb in ("update", "patch"):
+            self._write_concurrently(route)
         return getattr(self, f"_{verb}")(route, query)
+
+    def _write_concurrently(self, route):
+        """The concurrent-write fault: another client writes the object between the caller's read and its write, so a
+        PUT carrying the resourceVersion it read gets the API server's real 409 Conflict."""
+        def touch(obj):
+            annotations = obj["metadata"].setdefault("annotations", {})
+            annotations[CONCURRENT_WRITE_ANNOTATION] = str(int(annotations.get(CONCURRENT_WRITE_ANNOTATION, "0")) + 1)
+            return obj
+        self.cluster.store.mutate(route.rt, route.namespace or "", route.name, touch, subresource=None)
 
     @staticmethod
     def _verb(method, route, query):

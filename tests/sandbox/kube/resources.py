@@ -43,6 +43,7 @@ RESOURCE_TYPES = [
     _rt("apps", "v1", "replicasets", "ReplicaSet", True, ["rs"], ["status", "scale"]),
     _rt("apps", "v1", "statefulsets", "StatefulSet", True, ["sts"], ["status", "scale"]),
     _rt("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", True, ["pdb"], ["status"], ()),
+    _rt("coordination.k8s.io", "v1", "leases", "Lease", True, (), (), ()),
     _rt("storage.k8s.io", "v1", "storageclasses", "StorageClass", False, ["sc"], (), ()),
     _rt("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False, (), (), ()),
     _rt("rbac.authorization.k8s.io", "v1", "roles", "Role", True, (), (), ()),

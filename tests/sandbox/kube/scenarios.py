@@ -4,6 +4,7 @@ nodeadm/AL2/Bottlerocket user data, a launch template + Auto Scaling Group, and 
 with an EKS token (exactly what a user's tooling does)."""
 
 import base64
+import datetime
 import json
 import os
 import tempfile
@@ -98,7 +99,16 @@ def group_instances(sandbox, asg_name):
 
 def kube_client(sandbox, cluster, credentials=None):
     """A kubernetes ApiClient for this cluster from DescribeCluster: TLS verified against the cluster CA, EKS token."""
-    token, _ = generate_token(cluster["name"], sandbox.endpoint_url, sandbox.settings.region, credentials=credentials)
+    token, expires = generate_token(cluster["name"], sandbox.endpoint_url, sandbox.settings.region, credentials=credentials)
+    signed = {"expires": expires}
+
+    def refresh(config):
+        # EKS tokens live 15 minutes; a module-scoped client outlives one on a busy machine, so sign anew before that.
+        if datetime.datetime.now(datetime.timezone.utc) >= signed["expires"] - datetime.timedelta(minutes=1):
+            fresh, signed["expires"] = generate_token(cluster["name"], sandbox.endpoint_url, sandbox.settings.region,
+                                                      credentials=credentials)
+            config.api_key = {"authorization": f"Bearer {fresh}"}
+
     handle, ca_path = tempfile.mkstemp(prefix="sandbox-ca-", suffix=".crt")
     with os.fdopen(handle, "wb") as out:
         out.write(base64.b64decode(cluster["certificateAuthority"]["data"]))
@@ -107,6 +117,7 @@ def kube_client(sandbox, cluster, credentials=None):
     configuration.ssl_ca_cert = ca_path
     configuration.verify_ssl = True
     configuration.api_key = {"authorization": f"Bearer {token}"}
+    configuration.refresh_api_key_hook = refresh
     return kubernetes.client.ApiClient(configuration)
 
 

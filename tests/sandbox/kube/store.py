@@ -117,7 +117,7 @@ class ClusterStore:
             meta["resourceVersion"] = str(next_resource_version())
             meta.pop("deletionTimestamp", None)
             meta.pop("deletionGracePeriodSeconds", None)
-            if rt.kind not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Namespace", "Node") and not rt.group.startswith("rbac"):
+            if rt.kind not in ("ConfigMap", "Secret", "ServiceAccount", "Event", "Namespace", "Node", "Lease") and not rt.group.startswith("rbac"):
                 meta["generation"] = 1
             obj["kind"] = rt.kind
             obj["apiVersion"] = rt.group_version

@@ -47,6 +47,8 @@ COLUMNS = {
                   ("Current", lambda o: (o.get("status") or {}).get("currentNumberScheduled", 0)),
                   ("Ready", lambda o: (o.get("status") or {}).get("numberReady", 0)),
                   ("Age", _age)],
+    "Lease": [("Holder", lambda o: (o.get("spec") or {}).get("holderIdentity", "")),
+              ("Age", _age)],
 }
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from tests.sandbox.aws.traffic import CallCounter, FaultInjector, FaultRule
 
-FAULT_CODES = ("429", "500", "503", "drop", "drop-after")
+FAULT_CODES = ("429", "500", "503", "drop", "drop-after", "concurrent-write")
 
 
 @dataclass

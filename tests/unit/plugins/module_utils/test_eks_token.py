@@ -128,3 +128,10 @@ def test_encode_decode_round_trip():
 def test_cluster_name_required(sts):
     with pytest.raises(ValueError, match="cluster_name"):
         generate_eks_token(sts, "")
+
+
+def test_refresh_is_due_twelve_minutes_after_signing_not_before(sts):
+    token = generate_eks_token(sts, "prod")
+    assert token.refresh_at == token.expires_at - datetime.timedelta(minutes=3)
+    assert not token.needs_refresh(now=token.refresh_at - datetime.timedelta(seconds=1))
+    assert token.needs_refresh(now=token.refresh_at)

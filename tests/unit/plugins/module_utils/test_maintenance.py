@@ -1,0 +1,64 @@
+"""Maintenance protections: only what was not in place is added and recorded, only the record is taken back, ReplaceUnhealthy
+is handed over while other nodes of the group are still in maintenance, the record fits in a tag, and the health readings
+a patch run gates on (DaemonSet pods, PDBs no worse than before)."""
+
+import json
+
+from ansible_collections.selfmanaged.eks.plugins.module_utils import maintenance as mt
+
+
+def test_present_adds_and_records_only_what_was_missing():
+    in_place = {"scale_in_protection": True, "replace_unhealthy": False, "scale_down_disabled": False}
+    wanted = mt.wanted_protections("ELB", has_node=True)
+    assert wanted == ["scale_in_protection", "replace_unhealthy", "scale_down_disabled"]
+    assert mt.plan_present(in_place, wanted, None) == {"apply": ["replace_unhealthy", "scale_down_disabled"],
+                                                       "added": ["replace_unhealthy", "scale_down_disabled"]}
+    # a re-run after a kill keeps what the record says it added, even though it is in place now
+    record = {"added": ["scale_in_protection"]}
+    assert mt.plan_present({"scale_in_protection": True}, ["scale_in_protection"], record) == {"apply": [], "added": ["scale_in_protection"]}
+
+
+def test_ec2_health_checked_groups_and_nodes_without_a_node_need_less():
+    assert mt.wanted_protections("EC2", has_node=False) == ["scale_in_protection"]
+    assert mt.wanted_protections("EC2", has_node=True, scale_down=False) == ["scale_in_protection"]
+
+
+def test_absent_removes_the_record_and_hands_replace_unhealthy_over():
+    in_place = dict.fromkeys(mt.PROTECTIONS, True)
+    record = {"added": ["replace_unhealthy", "scale_in_protection"]}
+    assert mt.plan_absent(in_place, record, []) == {"remove": ["scale_in_protection", "replace_unhealthy"], "hand_over": False}
+    assert mt.plan_absent(in_place, record, ["i-2"]) == {"remove": ["scale_in_protection"], "hand_over": True}
+    assert mt.plan_absent(in_place, None, []) == {"remove": [], "hand_over": False}
+
+
+def test_records_round_trip_fit_in_a_tag_and_hand_edits_remove_nothing():
+    value = mt.render_record("node_patching/" + "x" * 300, "patch", "2026-11-30T08:00:00Z", ["scale_in_protection"])
+    assert len(value) <= 256
+    record = mt.parse_record(value)
+    assert record["added"] == ["scale_in_protection"] and record["reason"] == "patch" and record["by"].startswith("node_patching/x")
+    assert mt.parse_record("not json")["added"] == [] and mt.parse_record(None) is None
+    assert mt.parse_record(json.dumps({"added": ["scale_in_protection", "bogus"]}))["added"] == ["scale_in_protection"]
+
+
+def pod(name, owner="DaemonSet", ready=True, deleting=False):
+    metadata = {"namespace": "kube-system", "name": name, "ownerReferences": [{"kind": owner}] if owner else []}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-11-30T08:00:00Z"
+    return {"metadata": metadata, "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
+
+
+def test_daemonset_pods_count_only_live_daemonset_pods():
+    pods = [pod("aws-node-1"), pod("kube-proxy-1", ready=False), pod("web-1", owner="ReplicaSet", ready=False), pod("old", deleting=True)]
+    assert mt.daemonset_pod_status(pods) == {"total": 2, "ready": 1, "not_ready": ["kube-system/kube-proxy-1"]}
+
+
+def pdb(allowed, healthy, desired, name="web"):
+    return {"name": "default/" + name, "disruptions_allowed": allowed, "current_healthy": healthy, "desired_healthy": desired}
+
+
+def test_a_pdb_is_worse_with_fewer_disruptions_allowed_or_newly_below_its_desired_count():
+    assert mt.pdbs_worse([pdb(1, 4, 3)], [pdb(1, 4, 3)]) == []
+    assert mt.pdbs_worse([pdb(1, 4, 3)], [pdb(0, 3, 3)]) == ["default/web: 0 disruptions allowed, 3 healthy of 3 desired (before: 1 allowed, 4 healthy)"]
+    assert mt.pdbs_worse([pdb(0, 2, 3)], [pdb(0, 2, 3)]) == []  # already unhealthy before: not this batch's doing
+    assert mt.pdbs_worse([], [pdb(0, 0, 3, "new")]) == []
+    assert mt.pdb_status({"metadata": {"namespace": "a", "name": "b"}, "status": {"disruptionsAllowed": 2}})["disruptions_allowed"] == 2
