@@ -161,89 +161,97 @@ def main():
     rows.append(("node image", "built in {0:.0f} s".format(build_seconds) if build_seconds else "reused (cached by recipe hash)", ""))
     with Sandbox(SandboxSettings(node_reports_dir=reports)) as sandbox, \
             NodeHosts(reports, os.path.join(logdir, "apt"), image=image) as hosts:
-        repo = AptRepository(os.path.join(logdir, "apt"))
-        fleet = PatchFleet(sandbox, hosts, repo, nodes=args.nodes, groups=args.groups, directory=logdir)
-        rows.append(("fleet: {0} hosts, {1} groups, 3 AZs".format(args.nodes, args.groups),
-                     "{0:.1f} s (hosts started in parallel in {1:.1f} s)".format(fleet.build_seconds, hosts.timings["start"]), ""))
-        install = measure_install(hosts, repo, "new")
-        instance_of = {n.metadata.name: i for i, n in fleet.nodes().items()}
-        watch = dict(reports_dir=reports, instance_of=instance_of)
-        mu = args.max_unavailable
+        try:
+            repo = AptRepository(os.path.join(logdir, "apt"))
+            fleet = PatchFleet(sandbox, hosts, repo, nodes=args.nodes, groups=args.groups, directory=logdir)
+            rows.append(("fleet: {0} hosts, {1} groups, 3 AZs".format(args.nodes, args.groups),
+                         "{0:.1f} s (hosts started in parallel in {1:.1f} s)".format(fleet.build_seconds, hosts.timings["start"]), ""))
+            install = measure_install(hosts, repo, "new")
+            instance_of = {n.metadata.name: i for i, n in fleet.nodes().items()}
+            watch = dict(reports_dir=reports, instance_of=instance_of)
+            mu = args.max_unavailable
 
-        if "full" in parts:
-            with FleetWatcher(fleet.store(), **watch) as watcher:
-                rc, wall = patch(sandbox, fleet, logdir, "full", patch_vars(fleet, mu))
-            drains, reboots = counts(watcher)
-            per_node = [node_parts(watcher.events.get(name, [])) for name in instance_of]
-            drain = sum(p[0] or 0.0 for p in per_node)
-            reboot = sum(p[1] or 0.0 for p in per_node)
-            ready = sum(p[2] or 0.0 for p in per_node)
-            unavoidable = drain + install * len(per_node) + reboot + ready
-            patched = sum(1 for v in kernel_versions(fleet).values() if v == node_packages("new")[-1].version)
-            rows.append(("full run: wall / rc", "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
-            rows.append(("  patched / drains / reboots", "{0} / {1} / {2} of {3}".format(patched, drains, reboots, len(per_node)), "all"))
-            rows.append(("  unavoidable: drain + install + reboot + Ready", "{0:.1f} + {1:.1f} + {2:.1f} + {3:.1f} = {4:.1f} s".format(
-                drain, install * len(per_node), reboot, ready, unavoidable), ""))
-            rows.append(("  ratio wall / unavoidable", "{0:.2f}".format(wall / unavoidable if unavoidable else float("inf")), "<= 1.3"))
-            rows.append(("  max unschedulable at once / PDB violations", "{0} / {1}".format(
-                watcher.max_unschedulable, len(watcher.pdb_violations)), "<= {0} / 0".format(mu)))
-            if rc:
-                print(tail(logdir, "full"))
+            if "full" in parts:
+                with FleetWatcher(fleet.store(), **watch) as watcher:
+                    rc, wall = patch(sandbox, fleet, logdir, "full", patch_vars(fleet, mu))
+                drains, reboots = counts(watcher)
+                per_node = [node_parts(watcher.events.get(name, [])) for name in instance_of]
+                drain = sum(p[0] or 0.0 for p in per_node)
+                reboot = sum(p[1] or 0.0 for p in per_node)
+                ready = sum(p[2] or 0.0 for p in per_node)
+                unavoidable = drain + install * len(per_node) + reboot + ready
+                patched = sum(1 for v in kernel_versions(fleet).values() if v == node_packages("new")[-1].version)
+                rows.append(("full run: wall / rc", "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
+                rows.append(("  patched / drains / reboots", "{0} / {1} / {2} of {3}".format(patched, drains, reboots, len(per_node)), "all"))
+                rows.append(("  unavoidable: drain + install + reboot + Ready", "{0:.1f} + {1:.1f} + {2:.1f} + {3:.1f} = {4:.1f} s".format(
+                    drain, install * len(per_node), reboot, ready, unavoidable), ""))
+                rows.append(("  ratio wall / unavoidable", "{0:.2f}".format(wall / unavoidable if unavoidable else float("inf")), "<= 1.3"))
+                rows.append(("  max unschedulable at once / PDB violations", "{0} / {1}".format(
+                    watcher.max_unschedulable, len(watcher.pdb_violations)), "<= {0} / 0".format(mu)))
+                if rc:
+                    print(tail(logdir, "full"))
 
-        if "again" in parts:
-            boots = fleet.boot_ids()
-            with FleetWatcher(fleet.store(), **watch) as watcher:
-                rc, wall = patch(sandbox, fleet, logdir, "again", patch_vars(fleet, mu))
-            drains, reboots = counts(watcher)
-            unchanged = boots == fleet.boot_ids()
-            rows.append(("second run: wall / rc", "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
-            rows.append(("  drains / reboots", "{0} / {1}{2}".format(drains, reboots, "" if unchanged else " (boot ids changed)"), "0 / 0"))
-            if rc:
-                print(tail(logdir, "again"))
+            if "again" in parts:
+                boots = fleet.boot_ids()
+                with FleetWatcher(fleet.store(), **watch) as watcher:
+                    rc, wall = patch(sandbox, fleet, logdir, "again", patch_vars(fleet, mu))
+                drains, reboots = counts(watcher)
+                unchanged = boots == fleet.boot_ids()
+                rows.append(("second run: wall / rc", "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
+                rows.append(("  drains / reboots", "{0} / {1}{2}".format(drains, reboots, "" if unchanged else " (boot ids changed)"), "0 / 0"))
+                if rc:
+                    print(tail(logdir, "again"))
 
-        if "together" in parts:
-            repo.publish(*node_packages("newer"))
-            with FleetWatcher(fleet.store(), **watch) as watcher:
-                runs = [start_patch_run(sandbox, fleet, logdir, "together-{0}".format(i + 1), patch_vars(fleet, mu),
-                                        limit="node_group_" + group.replace("-", "_")) for i, group in enumerate(fleet.groups)]
-                results = [finish(run) for run in runs]
-            wall = max(r[1] for r in results)
-            patched = sum(1 for v in kernel_versions(fleet).values() if v == node_packages("newer")[-1].version)
-            rows.append(("two runs together (one per group): wall / rcs", "{0:.1f} s / rc {1}".format(
-                wall, ", ".join(str(r[0]) for r in results)), "rc 0, 0"))
-            rows.append(("  patched / max unschedulable at once / PDB violations", "{0} of {1} / {2} / {3}".format(
-                patched, args.nodes, watcher.max_unschedulable, len(watcher.pdb_violations)), "all / <= {0} / 0".format(mu)))
-            for i, result in enumerate(results):
-                if result[0]:
-                    print(tail(logdir, "together-{0}".format(i + 1)))
+            if "together" in parts:
+                repo.publish(*node_packages("newer"))
+                with FleetWatcher(fleet.store(), **watch) as watcher:
+                    runs = [start_patch_run(sandbox, fleet, logdir, "together-{0}".format(i + 1), patch_vars(fleet, mu),
+                                            limit="node_group_" + group.replace("-", "_")) for i, group in enumerate(fleet.groups)]
+                    results = [finish(run) for run in runs]
+                wall = max(r[1] for r in results)
+                patched = sum(1 for v in kernel_versions(fleet).values() if v == node_packages("newer")[-1].version)
+                rows.append(("two runs together (one per group): wall / rcs", "{0:.1f} s / rc {1}".format(
+                    wall, ", ".join(str(r[0]) for r in results)), "rc 0, 0"))
+                rows.append(("  patched / max unschedulable at once / PDB violations", "{0} of {1} / {2} / {3}".format(
+                    patched, args.nodes, watcher.max_unschedulable, len(watcher.pdb_violations)), "all / <= {0} / 0".format(mu)))
+                for i, result in enumerate(results):
+                    if result[0]:
+                        print(tail(logdir, "together-{0}".format(i + 1)))
 
-        if "stuck" in parts:
-            repo.publish(*node_packages("newest"))
-            newest = node_packages("newest")[-1].version
-            order = sorted(instance_of.items())
-            stuck_name, stuck = order[len(order) // 2]
-            hosts.hold_next_boot(stuck)
-            before = kernel_versions(fleet)
-            boots = fleet.boot_ids()
-            with FleetWatcher(fleet.store(), **watch) as watcher:
-                rc, wall = patch(sandbox, fleet, logdir, "stuck", patch_vars(fleet, mu))
-            after = kernel_versions(fleet)
-            patched = sorted(i for i in after if after[i] == newest and i != stuck)
-            untouched = sorted(i for i in after if after[i] == before[i] and boots[i] == fleet.boot_ids()[i])
-            cordoned = cordoned_nodes(fleet)
-            rows.append(("stuck node {0}: run rc / wall".format(stuck), "rc {0} / {1:.1f} s".format(rc, wall), "rc != 0"))
-            rows.append(("  patched before it / untouched / cordoned after", "{0} / {1} / {2}".format(
-                len(patched), len(untouched), ", ".join(cordoned) or "none"), "-, rest, only it"))
-            print(tail(logdir, "stuck", 15))
-            hosts.release_boot(stuck)
-            with FleetWatcher(fleet.store(), **watch) as watcher:
-                rc, wall = patch(sandbox, fleet, logdir, "resume", patch_vars(fleet, mu))
-            done = sum(1 for v in kernel_versions(fleet).values() if v == newest)
-            rows.append(("  after the fix, re-run: rc / wall / patched / cordoned", "rc {0} / {1:.1f} s / {2} of {3} / {4}".format(
-                rc, wall, done, args.nodes, ", ".join(cordoned_nodes(fleet)) or "none"), "rc 0 / all / none"))
-            if rc:
-                print(tail(logdir, "resume"))
+            if "stuck" in parts:
+                repo.publish(*node_packages("newest"))
+                newest = node_packages("newest")[-1].version
+                order = sorted(instance_of.items())
+                stuck_name, stuck = order[len(order) // 2]
+                hosts.hold_next_boot(stuck)
+                before = kernel_versions(fleet)
+                boots = fleet.boot_ids()
+                with FleetWatcher(fleet.store(), **watch) as watcher:
+                    rc, wall = patch(sandbox, fleet, logdir, "stuck", patch_vars(fleet, mu))
+                after = kernel_versions(fleet)
+                patched = sorted(i for i in after if after[i] == newest and i != stuck)
+                untouched = sorted(i for i in after if after[i] == before[i] and boots[i] == fleet.boot_ids()[i])
+                cordoned = cordoned_nodes(fleet)
+                rows.append(("stuck node {0}: run rc / wall".format(stuck), "rc {0} / {1:.1f} s".format(rc, wall), "rc != 0"))
+                rows.append(("  patched before it / untouched / cordoned after", "{0} / {1} / {2}".format(
+                    len(patched), len(untouched), ", ".join(cordoned) or "none"), "-, rest, only it"))
+                print(tail(logdir, "stuck", 15))
+                hosts.release_boot(stuck)
+                with FleetWatcher(fleet.store(), **watch) as watcher:
+                    rc, wall = patch(sandbox, fleet, logdir, "resume", patch_vars(fleet, mu))
+                done = sum(1 for v in kernel_versions(fleet).values() if v == newest)
+                rows.append(("  after the fix, re-run: rc / wall / patched / cordoned", "rc {0} / {1:.1f} s / {2} of {3} / {4}".format(
+                    rc, wall, done, args.nodes, ", ".join(cordoned_nodes(fleet)) or "none"), "rc 0 / all / none"))
+                if rc:
+                    print(tail(logdir, "resume"))
 
+        except BaseException:
+            print_table(rows, logdir)  # what was measured before the failure
+            raise
+    print_table(rows, logdir)
+
+
+def print_table(rows, logdir):
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print("\n{0}  {1}  {2}".format("measurement".ljust(width), "value".ljust(value_width), "target"))

@@ -36,6 +36,15 @@ NAMESPACE = "web"
 APP = "web"
 
 
+def kube_api_client(sandbox, cluster):
+    """A Kubernetes client as the cluster's creator whose EKS token is signed afresh before it expires
+    (a benchmark outlives the 15 minutes of one token)."""
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+
+    return kubernetes.client.ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), cluster["name"])))
+
+
 def provision(hosts, repo, instance_ids, installed: str = "old", published: str = "new") -> None:
     """Start a host for each instance, install the fleet's packages at release ``installed``, then
     publish release ``published`` (the hosts' apt lists still show only what they installed)."""
@@ -71,7 +80,7 @@ class PatchFleet:
         self.sandbox, self.hosts, self.repo = sandbox, hosts, repo
         self.cluster = create_cluster(sandbox, mode="CONFIG_MAP", subnets=cluster_subnets(sandbox, zones=zones))
         self.name = self.cluster["name"]
-        self.api = scenarios.kube_client(sandbox, self.cluster)
+        self.api = kube_api_client(sandbox, self.cluster)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
         role, profile = scenarios.node_role(sandbox)
