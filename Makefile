@@ -22,7 +22,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export NO_PROXY := 127.0.0.1,localhost
 export no_proxy := 127.0.0.1,localhost
 
-.PHONY: help venv kubectl nodehost-tools test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
+.PHONY: help venv kubectl nodehost-tools nodehost-image test lint sanity unit integration sandbox-tests molecule demo sandbox bench build changelog clean
 
 help:
 	@echo "make test    lint, sanity, unit, integration and molecule tests (builds .venv first)"
@@ -90,19 +90,24 @@ nodehost-tools:
 	if [ -n "$$missing" ]; then echo "missing:$$missing: installing Debian's podman, runc and debootstrap packages"; \
 		apt-get update -qq && apt-get install -y -qq podman runc debootstrap dpkg; fi
 
+# Built once per machine and recipe (tagged by its hash), before the suites that start node hosts.
+nodehost-image: venv nodehost-tools
+	$(BIN)/python -m tests.nodehosts image
+
 sandbox-tests: venv kubectl
 	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile tests/sandbox/tests
 
-integration: venv nodehost-tools
+integration: venv nodehost-image
 	$(BIN)/python -m pytest -q -n $(INTEGRATION_WORKERS) --dist loadfile --durations=15 tests/integration
 
-# One fresh sandbox per scenario, its environment exported to molecule.
-molecule: venv
+# One fresh sandbox per scenario, its environment exported to molecule; its Nodes follow the node
+# hosts a scenario starts with `python -m tests.nodehosts up` (removed when the scenario ends).
+molecule: venv nodehost-image
 	@scenarios=$$(find extensions/molecule -mindepth 2 -maxdepth 2 -name molecule.yml -printf '%h\n' | xargs -r -n1 basename | sort); \
 	if [ -z "$$scenarios" ]; then echo "molecule: no scenarios yet"; exit 0; fi; \
 	for s in $$scenarios; do \
 		echo "== molecule scenario $$s"; \
-		$(BIN)/python -m tests.sandbox.with_sandbox -- $(BIN)/molecule test -s $$s; \
+		$(BIN)/python -m tests.sandbox.with_sandbox --node-hosts -- $(BIN)/molecule test -s $$s; \
 	done
 
 demo: venv

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.nodehosts.fixtures import apt_repository, node_hosts, node_image, node_reports_dir, nodehost_timings  # noqa: F401
+from tests.nodehosts.fixtures import apt_repository, node_hosts, node_image, node_reports_dir, nodehost_timings, patch_fleet  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -3,15 +3,17 @@ instance with systemd as PID 1, rebooted by ansible.builtin.reboot through the
 containers.podman.podman connection, patched from the local apt repository, and followed by its
 sandbox Node (Ready, bootID, NotReady when its boot never comes back)."""
 
+import os
 import secrets
 import socket
 import subprocess
+import sys
 import time
 
 import kubernetes
 import yaml
 
-from tests.integration.conftest import run_playbook
+from tests.integration.conftest import ROOT, run_playbook
 from tests.nodehosts.apt_repo import KERNEL_LIKE, node_packages
 from tests.nodehosts.hosts import BOOT_TIME_COMMAND, remove_orphans
 from tests.nodehosts.podman import OWNER_LABEL, Podman
@@ -112,3 +114,49 @@ def test_containers_of_a_test_run_that_died_are_removed(node_image):
         assert name not in [c["name"] for c in podman.containers()]
     finally:
         podman.run("rm", "-f", name, check=False)
+
+
+def test_the_eks_nodes_inventory_reaches_each_node_of_a_patch_fleet_on_its_own_host(sandbox, patch_fleet, tmp_path):
+    fleet = patch_fleet(nodes=3, groups=2)
+    zones = {n.metadata.labels["topology.kubernetes.io/zone"] for n in fleet.nodes().values()}
+    assert len(zones) == 3 and len(fleet.groups) == 2
+    assert all(fleet.installed(i) == {p.name: p.version for p in node_packages("old")} for i in fleet.instance_ids())
+    playbook = tmp_path / "look.yml"
+    playbook.write_text(yaml.safe_dump([{"name": "Look at the fleet's hosts", "hosts": "all", "gather_facts": False, "tasks": [
+        {"name": "Hostname", "ansible.builtin.command": "hostname", "register": "hostname", "changed_when": False},
+        {"name": "Refresh the package lists", "ansible.builtin.apt": {"update_cache": True}},
+        {"name": "Upgradable", "ansible.builtin.command": "apt list --upgradable", "register": "upgradable", "changed_when": False}]}]))
+
+    run = run_playbook(sandbox, playbook, inventory=fleet.inventory, env=fleet.env())
+
+    assert run.returncode == 0, run.stderr
+    names = {n.metadata.name: i for i, n in fleet.nodes().items()}
+    for name, instance in names.items():
+        assert run.result("Hostname", name)["stdout"] == instance
+        upgradable = run.result("Upgradable", name)["stdout"]
+        assert all("{0} all [upgradable from: {1}]".format(new.version, old.version) in upgradable
+                   for old, new in zip(node_packages("old"), node_packages("new")))
+
+
+def test_the_command_line_gives_a_cluster_hosts_and_takes_them_away(sandbox, node_hosts, apt_repository):
+    """What a Molecule scenario runs inside `with_sandbox --node-hosts`: `python -m tests.nodehosts up/publish/down`."""
+    cluster = cluster_with_nodes(sandbox, 2)
+    core = kubernetes.client.CoreV1Api(scenarios.kube_client(sandbox, cluster))
+    env = node_hosts.inventory_env(dict(os.environ, NODEHOSTS_REPORTS_DIR=str(node_hosts.reports_dir),
+                                        NODEHOSTS_APT_DIR=str(apt_repository.directory), NODEHOSTS_OWNER=node_hosts.owner))
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "tests.nodehosts", *args], env=env, capture_output=True, text=True, check=True,
+                              timeout=300, cwd=str(ROOT)).stdout
+
+    ids = cli("up", "--cluster", cluster["name"]).split()
+    assert sorted(ids) == sorted(n.spec.provider_id.rsplit("/", 1)[1] for n in core.list_node().items)
+    scenarios.wait_for(lambda: all(n.status.node_info.boot_id == node_hosts.report(n.spec.provider_id.rsplit("/", 1)[1])["boot_id"]
+                                   for n in core.list_node().items), timeout=30, message="Nodes with their hosts' boot ids")
+    cli("publish", "newer")
+    node_hosts.exec(ids[0], "apt-get", "update", "-qq")
+    upgradable = node_hosts.exec(ids[0], "apt", "list", "--upgradable").stdout
+    assert all(p.version in upgradable for p in node_packages("newer"))
+
+    cli("down")
+    assert not set(ids) & {c["name"] for c in Podman().containers()}

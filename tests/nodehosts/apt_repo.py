@@ -59,19 +59,25 @@ class DebPackage:
         return "\n".join(lines) + "\n"
 
 
-# The fleet's packages: name -> (old version, new version). The kernel-like one asks for a reboot in its new version.
-NODE_PACKAGES = {"nodehost-utils": ("1.0-1", "1.1-1"), "nodehost-agent": ("2.3-1", "2.4-1"), "nodehost-kernel": ("6.1.100-1", "6.1.120-1")}
+# The fleet's packages: name -> versions, one per release of RELEASES. Every release after the
+# first is an update; the kernel-like package asks for a reboot in each of them.
+RELEASES = ("old", "new", "newer", "newest")
+NODE_PACKAGES = {"nodehost-utils": ("1.0-1", "1.1-1", "1.2-1", "1.3-1"), "nodehost-agent": ("2.3-1", "2.4-1", "2.5-1", "2.6-1"),
+                 "nodehost-kernel": ("6.1.100-1", "6.1.120-1", "6.1.130-1", "6.1.140-1")}
 KERNEL_LIKE = "nodehost-kernel"
 
 
 def node_packages(which: str) -> list[DebPackage]:
-    """The fleet's packages at their ``"old"`` or ``"new"`` versions."""
-    index = {"old": 0, "new": 1}[which]
+    """The fleet's packages at one release: ``"old"`` (what hosts are provisioned with), ``"new"``,
+    then ``"newer"`` and ``"newest"`` (further updates, for tests that patch the same fleet again)."""
+    if which not in RELEASES:
+        raise ValueError("release {0!r} is not one of {1}".format(which, ", ".join(RELEASES)))
+    index = RELEASES.index(which)
     packages = []
     for name, versions in NODE_PACKAGES.items():
         version = versions[index]
         packages.append(DebPackage(name, version, description="{0} {1} (selfmanaged.eks test package)".format(name, version),
-                                   reboot_required=(name == KERNEL_LIKE and which == "new"),
+                                   reboot_required=(name == KERNEL_LIKE and index > 0),
                                    files={"/usr/share/{0}/version".format(name): version + "\n"}))
     return packages
 
@@ -82,7 +88,6 @@ class AptRepository:
         self.pool = self.directory / "pool"
         self.pool.mkdir(parents=True, exist_ok=True)
         self.directory.chmod(0o755)
-        self.published: dict[tuple, DebPackage] = {}
 
     def build(self, package: DebPackage) -> Path:
         """``dpkg-deb --build`` of ``package`` into the pool (not yet in the index)."""
@@ -107,19 +112,24 @@ class AptRepository:
         return target
 
     def publish(self, *packages: DebPackage) -> None:
-        """Build ``packages`` and add them to the index (the versions already published stay listed)."""
+        """Build ``packages`` into the pool and index the pool (the versions already published stay listed)."""
         for package in packages:
             self.build(package)
-            self.published[(package.name, package.version)] = package
         self.write_index()
 
+    def published(self) -> list[tuple]:
+        """(name, version) of every package in the pool (what the index lists)."""
+        return sorted(tuple(deb.name[:-len("_all.deb")].split("_", 1)) for deb in self.pool.glob("*_all.deb"))
+
     def write_index(self) -> None:
+        """Packages (+ .gz) and Release for every .deb of the pool: its control fields as dpkg-deb reads them,
+        so another process (python -m tests.nodehosts) can publish into the same repository."""
         stanzas = []
-        for (name, version), package in sorted(self.published.items()):
-            deb = self.pool / package.filename
+        for deb in sorted(self.pool.glob("*.deb")):
+            control = subprocess.run(["dpkg-deb", "-f", str(deb)], capture_output=True, text=True, check=True).stdout
             data = deb.read_bytes()
-            stanzas.append(package.control().rstrip("\n") + "\n" + "\n".join([
-                "Filename: pool/" + package.filename, "Size: {0}".format(len(data)),
+            stanzas.append(control.rstrip("\n") + "\n" + "\n".join([
+                "Filename: pool/" + deb.name, "Size: {0}".format(len(data)),
                 "MD5sum: " + hashlib.md5(data).hexdigest(), "SHA256: " + hashlib.sha256(data).hexdigest()]) + "\n")
         text = "\n".join(stanzas).encode()
         self._write(self.directory / "Packages", text)

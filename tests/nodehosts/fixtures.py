@@ -6,6 +6,9 @@
 - ``apt_repository``: an empty ``AptRepository`` for the test (publish packages into it).
 - ``node_hosts``: a ``NodeHosts`` on that repository and the reports directory; every container it
   (or anything else in this process) started is removed when the test ends, passed or failed.
+- ``patch_fleet``: a factory ``patch_fleet(nodes=6, groups=2)`` -> ``PatchFleet`` (tests/nodehosts/fleet.py):
+  a sandbox cluster with ``nodes`` real hosts in ``groups`` node groups over three AZs, old
+  packages installed, new ones published, a Deployment behind a PDB, an eks_nodes inventory file.
 - ``nodehost_timings`` (session): {"image_build": s, "start": [s, ...], "reboot": [s, ...]} measured.
 """
 
@@ -16,6 +19,7 @@ import shutil
 import pytest
 
 from .apt_repo import AptRepository
+from .fleet import PatchFleet
 from .hosts import NodeHosts, remove_orphans
 from .image import ensure_image
 from .podman import Podman
@@ -64,3 +68,12 @@ def node_hosts(node_image, node_reports_dir, apt_repository, nodehost_timings):
         if "start" in hosts.timings:
             nodehost_timings["start"].append(hosts.timings["start"])
         hosts.remove_all()
+
+
+@pytest.fixture
+def patch_fleet(sandbox, node_hosts, apt_repository, tmp_path):
+    """``patch_fleet(nodes=6, groups=2)``: a PatchFleet on the test's hosts and apt repository (one per test)."""
+    def build(nodes=6, groups=2):
+        return PatchFleet(sandbox, node_hosts, apt_repository, nodes=nodes, groups=groups, directory=tmp_path)
+
+    return build

@@ -33,7 +33,9 @@ BOOT_TIME_COMMAND = "cut -d' ' -f22 /proc/1/stat"  # PID 1's start time: changes
 
 
 def owner_token() -> str:
-    return "{0}:{1}".format(socket.gethostname(), os.getpid())
+    """Who owns the containers this process starts: ``NODEHOSTS_OWNER`` (set by ``python -m
+    tests.sandbox.with_sandbox --node-hosts`` for the processes it runs), else this process."""
+    return os.environ.get("NODEHOSTS_OWNER") or "{0}:{1}".format(socket.gethostname(), os.getpid())
 
 
 def read_report(reports_dir, instance_id) -> dict | None:

@@ -2,7 +2,7 @@
 """node-reporter: the kubelet's place in a test node host (baked into the node image, started by
 systemd at boot as node-reporter.service).
 
-Every second it writes /srv/node-reports/<instance id> (a directory the sandbox reads, bind
+Every 0.25 s it writes /srv/node-reports/<instance id> (a directory the sandbox reads, bind
 mounted from the test machine): {"boot_id": ..., "time": <epoch seconds>}. The instance id is the
 container's hostname. The boot id is derived from PID 1's start time: a container reboot restarts
 PID 1 but not the kernel, so the kernel's boot_id alone would never change.
@@ -47,7 +47,7 @@ def main():
             report(path, boot)
         except OSError:
             pass  # the reports directory may be gone while the test machine cleans up
-        time.sleep(1)
+        time.sleep(0.25)
 
 
 if __name__ == "__main__":
