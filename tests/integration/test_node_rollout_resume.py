@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
@@ -112,7 +111,10 @@ def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner
         autoscaling = sandbox.client("autoscaling")
         wait_for(lambda: autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]["DesiredCapacity"] == 3,
                  timeout=120, interval=0.2, message="the first surge of the roll")
-        time.sleep(6)  # the roll now waits for the slot, in 2 s slices
+        # The roll reads the Lease again and again while it waits for the slot (2 s slices): wait for two reads of its
+        # own beyond those it may have made before, rather than a fixed sleep a loaded machine can outrun.
+        reads = lease_reads(sandbox, env.name)
+        wait_for(lambda: lease_reads(sandbox, env.name) >= reads + 2, timeout=240, interval=0.5, message="the roll waiting for the slot")
         waiting = group_now(env, module_runner, "lock")
         assert all(i["node"]["schedulable"] for i in waiting["instances"] if i["instance_id"] in
                    [b["instance_id"] for b in before["instances"]])  # nothing drained while the slot is held
@@ -131,3 +133,7 @@ def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner
     assert_restored(after, 2, 3)
     query = module_runner("eks_disruption_lock", dict(other, state="query"))
     assert query["slots"] == {}  # the roll gave its slots back
+
+
+def lease_reads(sandbox, cluster):
+    return sum(count for operation, count in sandbox.kube_api_calls(cluster).items() if operation.startswith("GET leases"))
