@@ -5,6 +5,7 @@
 """The node_patching role's decisions, made where they are unit-tested (module_utils/patching.py, maintenance.py)."""
 
 from ansible.errors import AnsibleFilterError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import maintenance
 from ansible_collections.selfmanaged.eks.plugins.module_utils import patching
@@ -15,6 +16,15 @@ def _checked(function, *args, **kwargs):
         return function(*args, **kwargs)
     except patching.PatchingError as exc:
         raise AnsibleFilterError(str(exc))
+
+
+def _flag(value, name):
+    """A yes/no role variable as a bool. Extra vars (`-e name=false`) and AWX survey answers arrive as strings, and
+    the role's argument spec validates them without converting them: bool("false") would be True."""
+    try:
+        return boolean(value, strict=True)
+    except TypeError:
+        raise AnsibleFilterError("{0} is {1!r}, not a boolean: use true or false".format(name, value))
 
 
 def patch_package_manager(os_release_text, host="the host"):
@@ -44,7 +54,7 @@ def patch_pending_updates(output, manager, security_output=""):
 
 
 def patch_select_updates(updates, include=None, exclude=None, security_only=False):
-    return patching.select_updates(updates, include or [], exclude or [], bool(security_only))
+    return patching.select_updates(updates, include or [], exclude or [], _flag(security_only, "node_patching_security_only"))
 
 
 def patch_package_names(updates):
@@ -63,7 +73,7 @@ def patch_reboot_decision(mode, manager, reboot_required_file=False, needs_resta
 
 
 def patch_releasever(value, allow_latest=False):
-    return _checked(patching.validate_releasever, value, bool(allow_latest))
+    return _checked(patching.validate_releasever, value, _flag(allow_latest, "node_patching_al2023_allow_latest"))
 
 
 def patch_host_work(updates, reboot_pending=False, leftover=False, reboot_mode="auto"):
@@ -82,7 +92,8 @@ def patch_plan(host_names, hostvars, status_entries, drain_reason, reboot_mode="
 
 
 def patch_batches(hosts, batch, targets=None, one_zone_at_a_time=True):
-    return _checked(patching.plan_batches, hosts, batch, targets, bool(one_zone_at_a_time))
+    return _checked(patching.plan_batches, hosts, batch, targets,
+                    _flag(one_zone_at_a_time, "node_patching_one_zone_at_a_time"))
 
 
 def patch_batch_size(batch, targets):

@@ -52,11 +52,47 @@ def test_every_wrapper_imports_a_collection_playbook_and_has_a_job_template():
 
 def test_surveys_ask_for_versions_as_text():
     questions = [q for t in settings()["eks_awx_job_templates"] for q in t.get("survey", [])]
-    versions = [q for q in questions if "version" in q["variable"]]
+    versions = [q for q in questions if "version" in q["variable"] or q["variable"].endswith("releasever")]
     assert versions
     for question in versions:
         assert question["type"] == "text", question
         assert isinstance(question.get("default", ""), str), question
+
+
+def role_options():
+    """variable -> its argument spec entry, over every role's entry points."""
+    options = {}
+    for spec in sorted(ROOT.glob("roles/*/meta/argument_specs.yml")):
+        for entry in yaml.safe_load(spec.read_text())["argument_specs"].values():
+            options.update(entry.get("options") or {})
+    return options
+
+
+def test_survey_answers_are_role_variables_with_the_role_defaults_and_choices():
+    """A survey cannot ask for a variable no role reads, offer a choice the role refuses, or change a default silently."""
+    options = role_options()
+    template = {t["name"]: t for t in settings()["eks_awx_job_templates"]}["patch"]
+    asked = {q["variable"]: q for q in template["survey"]}
+    assert {"node_patching_hosts", "node_patching_batch", "node_patching_max_unavailable", "node_patching_reboot",
+            "node_patching_security_only", "node_patching_al2023_releasever"} <= set(asked)
+    patch_playbook = (ROOT / "playbooks" / "patch.yml").read_text()
+    for template in settings()["eks_awx_job_templates"]:
+        for question in template.get("survey", []):
+            variable = question["variable"]
+            if variable == "node_patching_hosts":
+                assert "node_patching_hosts | default('all')" in patch_playbook and question["default"] == "all"
+                continue
+            if variable == "cluster_version":  # an inventory variable (group_vars), not a role default
+                continue
+            assert variable in options, (template["name"], variable)
+            spec = options[variable]
+            if question["type"] == "multiplechoice":
+                allowed = spec.get("choices") or ([True, False] if spec.get("type") == "bool" else None)
+                assert allowed, (variable, "a choice question for a variable without choices")
+                assert all(yaml.safe_load(choice) in allowed if spec.get("type") == "bool" else choice in allowed
+                           for choice in question["choices"]), (variable, question["choices"], allowed)
+            if "default" in question and "default" in spec:
+                assert str(question["default"]).lower() == str(spec["default"]).lower(), (variable, question["default"], spec["default"])
 
 
 def test_inventory_source_refreshes_on_launch_with_a_cache_and_an_enabled_variable():

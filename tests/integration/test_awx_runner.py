@@ -9,83 +9,39 @@ credential type injects AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, with an ST
 AWS_SECURITY_TOKEN and AWS_SESSION_TOKEN. One job serves every test: it is slow.
 """
 
-import json
-import re
-import shutil
-import stat
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.integration.awx_job import ACCESS_KEY_ID_PLACE, job_credentials, job_envvars, job_secrets, places_of, private_data_dir, secret_leaks
+
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ROOT / "extensions" / "awx"
-
-TOKEN_PREFIX = "k8s-aws-v1."
-
-
-def job_credentials(sandbox, name):
-    """Short-term credentials of an assumed role: what an AWX credential with an STS token holds."""
-    iam = sandbox.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"AWS": "arn:aws:iam::{0}:root".format(sandbox.settings.account_id)}}]}
-    role = iam.create_role(RoleName=name + "-job", AssumeRolePolicyDocument=json.dumps(trust))["Role"]
-    return sandbox.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="awx-job")["Credentials"]
-
-
-def inventory_script(variables):
-    return "#!{0}\nimport json, sys\nprint(json.dumps({1!r}))\n".format(
-        sys.executable, {"all": {"vars": variables}, "_meta": {"hostvars": {}}}
-    )
 
 
 @pytest.fixture(scope="module")
 def job(sandbox, tmp_path_factory):
     ansible_runner = pytest.importorskip("ansible_runner")
     name = "awx-" + uuid.uuid4().hex[:6]
-    pdd = tmp_path_factory.mktemp("awx_job")
-    shutil.copytree(PROJECT, pdd / "project")
 
     variables = {}
     for path in sorted((ROOT / "inventories" / "sandbox" / "group_vars" / "all").glob("*.yml")):
         variables.update(yaml.safe_load(path.read_text()))
     variables.update(cluster_name=name, network_name=name, node_bootstrap_wait_progress=20)
-    (pdd / "inventory").mkdir()
-    hosts = pdd / "inventory" / "hosts"
-    hosts.write_text(inventory_script(variables))
-    hosts.chmod(hosts.stat().st_mode | stat.S_IXUSR)
-
-    env = pdd / "env"
-    env.mkdir()
-    # A survey answers with text: "1.32", never the float 1.32.
-    (env / "extravars").write_text(json.dumps({"cluster_version": str(variables["cluster_version"])}))
-    sandbox_env = sandbox.env()
     credentials = job_credentials(sandbox, name)
-    envvars = {
-        # the AWS credential, as AWX injects it
-        "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
-        "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
-        "AWS_SECURITY_TOKEN": credentials["SessionToken"],
-        "AWS_SESSION_TOKEN": credentials["SessionToken"],
-        # the sandbox instead of AWS, and the collections a project sync would have installed
-        "AWS_ENDPOINT_URL": sandbox_env["AWS_ENDPOINT_URL"],
-        "AWS_REGION": sandbox_env["AWS_REGION"],
-        "AWS_DEFAULT_REGION": sandbox_env["AWS_DEFAULT_REGION"],
-        "ANSIBLE_COLLECTIONS_PATH": str(ROOT / ".venv" / "collections"),
-        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,
-        "PATH": str(Path(sys.executable).parent) + ":/usr/bin:/bin",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
-    (env / "envvars").write_text(json.dumps(envvars))
-    # AWX's job settings; idle_timeout ends a job whose output stalls that long.
-    (env / "settings").write_text(json.dumps({"idle_timeout": 120, "job_timeout": 1200, "pexpect_timeout": 5}))
+    pdd = private_data_dir(
+        tmp_path_factory.mktemp("awx_job"),
+        inventory={"all": {"vars": variables}, "_meta": {"hostvars": {}}},
+        # A survey answers with text: "1.32", never the float 1.32.
+        extravars={"cluster_version": str(variables["cluster_version"])},
+        envvars=job_envvars(sandbox, credentials),
+        settings={"idle_timeout": 120, "job_timeout": 1200, "pexpect_timeout": 5})
 
     run = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/site.yml", ident="site", quiet=True)
     events = list(run.events)
     artifacts = pdd / "artifacts" / "site"
-    secrets = (credentials["AccessKeyId"], credentials["SecretAccessKey"], credentials["SessionToken"], TOKEN_PREFIX)
+    secrets = (credentials["AccessKeyId"],) + job_secrets(credentials)
     return {"name": name, "run": run, "events": events, "artifacts": artifacts, "variables": variables, "secrets": secrets}
 
 
@@ -130,29 +86,9 @@ def test_the_job_ends_with_set_stats_artifacts_for_a_workflow(job, sandbox):
     assert data["eks_outdated_instances"] == 0
 
 
-def places_of(value, text_or_object, path=""):
-    """Where `value` occurs in a JSON object: dotted paths to the strings that contain it."""
-    if isinstance(text_or_object, dict):
-        return [p for k, v in text_or_object.items() for p in places_of(value, v, path + "." + str(k))]
-    if isinstance(text_or_object, list):
-        return [p for i, v in enumerate(text_or_object) for p in places_of(value, v, "{0}[{1}]".format(path, i))]
-    return [path] if isinstance(text_or_object, str) and value in text_or_object else []
-
-
 def test_no_secret_in_any_event_or_artifact(job):
     access_key_id, secrets = job["secrets"][0], job["secrets"][1:]
-    leaks, key_id_places = [], set()
-    for event in job["events"]:
-        leaks += [(event["event"], event.get("event_data", {}).get("task"), s) for s in secrets if places_of(s, event)]
-        key_id_places.update(places_of(access_key_id, event))
-    for path in job["artifacts"].rglob("*"):
-        # `command` is runner's record of the process environment (the credential included), as in
-        # AWX, where it is never shown; `env` is the input above.
-        if path.is_file() and path.name != "command":
-            text = path.read_text(errors="replace")
-            leaks += [(str(path.relative_to(job["artifacts"])), None, s) for s in secrets if s in text]
+    leaks = secret_leaks(job["events"], job["artifacts"], secrets)
     assert not leaks, leaks
-    # The access key id is an identifier, not a secret: amazon.aws declares its `access_key` option
-    # not secret (no_log=False), so module invocations echo it. Nowhere else.
-    assert key_id_places and all(re.fullmatch(r"\.event_data\.res(\.results\[\d+\])?\.invocation\.module_args\.access_key", p)
-                                 for p in key_id_places), key_id_places
+    key_id_places = {p for event in job["events"] for p in places_of(access_key_id, event)}
+    assert key_id_places and all(ACCESS_KEY_ID_PLACE.fullmatch(p) for p in key_id_places), key_id_places

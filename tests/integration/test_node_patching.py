@@ -5,9 +5,9 @@ anything is cordoned; a reboot that never comes back stops the run with the node
 re-run after the fix finishes it and the rest."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
 import kubernetes
-import pytest
 import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import CORDON_OWNER_ANNOTATION
@@ -15,6 +15,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import MAINT
 from tests.integration.conftest import run_playbook
 from tests.nodehosts.apt_repo import KERNEL_LIKE
 from tests.nodehosts.apt_repo import node_packages
+from tests.nodehosts.fleet import provision
 from tests.nodehosts.hosts import BOOT_TIME_COMMAND
 from tests.sandbox.clusters import cluster_with_nodes
 from tests.sandbox.kube import scenarios
@@ -38,12 +39,7 @@ class PatchFleet:
         self.node_of = dict((n.spec.provider_id.rsplit("/", 1)[1], n.metadata.name) for n in nodes)
         self.zone_of = dict((n.spec.provider_id.rsplit("/", 1)[1], n.spec.provider_id.split("/")[-2]) for n in nodes)
         self.ids = sorted(self.node_of, key=lambda i: (self.zone_of[i], i))
-        apt_repository.publish(*node_packages("old"))
-        node_hosts.start(self.ids)
-        for instance in self.ids:
-            node_hosts.exec(instance, "apt-get", "update", "-qq")
-            node_hosts.exec(instance, "apt-get", "install", "-y", "-qq", *sorted(OLD))
-        apt_repository.publish(*node_packages("new"))
+        provision(node_hosts, apt_repository, self.ids)  # hosts started and old packages installed in parallel, new ones published
         self.inventory = tmp_path / "fleet.eks_nodes.yml"
         self.inventory.write_text(yaml.safe_dump({
             "plugin": "selfmanaged.eks.eks_nodes", "regions": [sandbox.settings.region], "clusters": [self.name],
@@ -98,12 +94,14 @@ def test_a_fleet_is_patched_zone_by_zone_a_host_with_nothing_to_do_is_left_alone
     node_hosts.exec(current, "rm", "-f", "/run/reboot-required", "/run/reboot-required.pkgs")
     boots = dict((i, node_hosts.report(i)["boot_id"]) for i in fleet.ids)
 
-    # Bad input: each refused before anything is cordoned or installed.
-    for extra, message in [({"node_patching_batch": 0}, "node_patching_batch 0 patches no node per batch"),
-                           ({"node_patching_batch": 4}, "node_patching_batch 4 is above the 3 target hosts"),
-                           ({"node_patching_max_unavailable": 0}, "node_patching_max_unavailable 1 or more (got 0)"),
-                           ({"node_patching_al2023_releasever": "2023.next"}, "'2023.next' is not an AL2023 release version")]:
-        refused = fleet.run(**extra)
+    # Bad input: each refused before anything is cordoned or installed (the runs only read: side by side).
+    bad_input = [({"node_patching_batch": 0}, "node_patching_batch 0 patches no node per batch"),
+                 ({"node_patching_batch": 4}, "node_patching_batch 4 is above the 3 target hosts"),
+                 ({"node_patching_max_unavailable": 0}, "node_patching_max_unavailable 1 or more (got 0)"),
+                 ({"node_patching_al2023_releasever": "2023.next"}, "'2023.next' is not an AL2023 release version")]
+    with ThreadPoolExecutor(max_workers=len(bad_input)) as pool:
+        refusals = list(pool.map(lambda case: fleet.run(**case[0]), bad_input))
+    for (extra, message), refused in zip(bad_input, refusals):
         assert refused.returncode != 0 and message in failure_text(refused), (extra, failure_text(refused)[:3000])
     node_hosts.exec(current, "cp", "/etc/os-release", "/root/os-release")
     node_hosts.exec(current, "sh", "-c", "rm /etc/os-release && printf 'ID=alpine\\nVERSION_ID=3.20\\n' > /etc/os-release")
