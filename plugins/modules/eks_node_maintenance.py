@@ -88,7 +88,9 @@ options:
     type: int
     default: 600
   wait_delay:
-    description: Seconds between reads while waiting.
+    description:
+      - Seconds between reads while waiting, at most. The first reads come sooner (a quarter of a second, then doubling up to
+        O(wait_delay)), so a node that is back within a second is seen within a second.
     type: float
     default: 2
 extends_documentation_fragment:
@@ -175,6 +177,8 @@ instances:
       description:
         - Its Node (name, ready, schedulable, boot_id, cordoned_by) or null when it has none; with the readiness of its
           DaemonSet pods (daemonset_pods total, ready, not_ready).
+        - With O(state=present) or O(state=absent), only its name and C(boot_id) as read at the start of the call (the C(boot_id)
+          to give O(boot_ids) after a reboot, without another call).
       type: dict
 cluster:
   description: With O(state=status), the cluster's Node count and the names of the Nodes that are not Ready.
@@ -212,6 +216,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSM
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import chunks
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_groups
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
@@ -223,6 +229,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import reques
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
+# Seconds before the second read of a wait; the gap then doubles up to wait_delay.
+FIRST_WAIT_DELAY = 0.25
 
 
 class Maintenance:
@@ -418,7 +426,7 @@ class Maintenance:
                 "added": record["added"],
                 "removed": record["removed"],
                 "protections": self.protections(record),
-                "node": self.node_status(record) if status else ({"name": node["name"]} if node else None),
+                "node": self.node_status(record) if status else ({"name": node["name"], "boot_id": node.get("boot_id", "")} if node else None),
             }
             instances.append(entry)
         return instances
@@ -490,16 +498,26 @@ def main():
         work = Maintenance(module, api_client)
         if state == "status":
             started = time.monotonic()
-            while True:
-                entries = work.report(status=True)
-                waiting = wait_message(entries, params["boot_ids"] or {}) if params["wait"] else []
-                if not waiting:
-                    break
-                if time.monotonic() - started >= params["wait_timeout"]:
+            boot_ids = params["boot_ids"] or {}
+            polls = []
+
+            def fetch():
+                if polls:
+                    work.read()
+                polls.append(work.report(status=True))
+                return polls[-1]
+
+            if params["wait"]:
+                # The first reads come quickly (a node is often back within a second of its reboot), then every wait_delay.
+                try:
+                    entries = wait_until(fetch, lambda e: not wait_message(e, boot_ids), lambda e: "; ".join(wait_message(e or [], boot_ids)),
+                                         params["wait_timeout"], "Ready nodes", delay=min(FIRST_WAIT_DELAY, params["wait_delay"]),
+                                         max_delay=params["wait_delay"])
+                except WaitTimeout:
                     module.fail_json(msg="timed out after {0}s waiting for Ready nodes: {1}. See docs/runbooks/patching.md".format(
-                        params["wait_timeout"], "; ".join(waiting)), instances=entries)
-                time.sleep(params["wait_delay"])
-                work.read()
+                        params["wait_timeout"], "; ".join(wait_message(polls[-1], boot_ids))), instances=polls[-1])
+            else:
+                entries = fetch()
             result["cluster"], result["pdbs"] = cluster_status(api_client)
             if params["wait"]:
                 result["waited_seconds"] = round(time.monotonic() - started, 1)

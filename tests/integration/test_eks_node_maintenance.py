@@ -64,6 +64,10 @@ def test_present_protects_records_and_absent_takes_back_only_what_it_added(modul
     done = maintenance(module_runner, fleet, instances=[first, second], state="present", holder="run-1", reason="patch")
     assert done["changed"] is True
     assert [i["added"] for i in done["instances"]] == [["scale_in_protection", "scale_down_disabled"], ["scale_down_disabled"]]
+    # The bootID a later wait for the reboot compares with, without a status call of its own.
+    status = maintenance(module_runner, fleet, instances=[first, second])
+    assert [i["node"]["boot_id"] for i in done["instances"]] == [i["node"]["boot_id"] for i in status["instances"]]
+    assert all(i["node"]["boot_id"] for i in done["instances"])
     assert fleet.protected(first) and fleet.annotation(first) == "true"
     assert fleet.tag(first)["added"] == ["scale_down_disabled", "scale_in_protection"] and fleet.tag(first)["by"] == "run-1"
     assert fleet.tag(second)["added"] == ["scale_down_disabled"]  # the operator's protection is not ours
