@@ -465,8 +465,9 @@ def failure_message(failure, drain_reason):
                 "by hand instead: selfmanaged.eks.eks_node_drain state uncordoned and selfmanaged.eks.eks_node_maintenance state "
                 "absent for it.".format(drain_reason))
     elif failure.get("step") == "lock":
-        tail = ("Nothing was done to it: the cluster's disruption lock had no free slot (other runs hold node_patching_max_unavailable "
-                "nodes; docs/runbooks/disruption-lock.md shows who). Run again when they are done, or raise node_patching_lock_wait_timeout.")
+        tail = ("It was not drained: the cluster's disruption lock had no free slot for it (other runs hold node_patching_max_unavailable "
+                "nodes; docs/runbooks/disruption-lock.md shows who), or protecting it failed (the error says which), and what it got of "
+                "them was given back. Run again when they are done or the cause is fixed, or raise node_patching_lock_wait_timeout.")
     else:
         tail = ("Nothing of it was kept: it is schedulable as before (the drain's restore), its protection was removed and its "
                 "slot released. Fix the cause (docs/runbooks/draining-a-node.md for drain refusals and timeouts) and run again.")

@@ -88,9 +88,47 @@ options:
     type: int
     default: 600
   wait_delay:
-    description: Seconds between reads while waiting.
+    description:
+      - Seconds between reads while waiting, at most. The first reads come sooner (a quarter of a second, then doubling up to
+        O(wait_delay)), so a node that is back within a second is seen within a second.
     type: float
     default: 2
+  lock:
+    description:
+      - "Take the slots of the instances' Nodes in the cluster-wide disruption lock in the same call, as
+        M(selfmanaged.eks.eks_disruption_lock) would: with O(state=present) the slots are taken (all or none, waiting up
+        to O(lock.wait_timeout)) before any protection is put in place, so a node that gets no slot is not touched; with
+        O(state=absent) they are given back after the protections are removed. One call instead of two per node."
+      - Omitted, the lock is not touched. Ignored with O(state=status).
+    type: dict
+    suboptions:
+      holder:
+        description: Identity of the run in the lock (M(selfmanaged.eks.eks_disruption_lock)'s O(selfmanaged.eks.eks_disruption_lock#module:holder)).
+        type: str
+        required: true
+      max_unavailable:
+        description: Nodes of the cluster disrupted at once across every holder. Required with O(state=present).
+        type: int
+      reason:
+        description: Free text stored with the slots, for example V(patch).
+        type: str
+        default: ""
+      ttl_seconds:
+        description: Seconds a slot counts without being renewed.
+        type: int
+        default: 1800
+      wait_timeout:
+        description: Seconds to wait for free slots with O(state=present); V(0) fails at once when they are not free.
+        type: int
+        default: 0
+      lease_name:
+        description: Name of the Lease that holds the lock.
+        type: str
+        default: selfmanaged-eks-disruption
+      lease_namespace:
+        description: Namespace of the Lease.
+        type: str
+        default: kube-system
 extends_documentation_fragment:
   - selfmanaged.eks.cluster_connection
   - amazon.aws.common.modules
@@ -116,6 +154,19 @@ EXAMPLES = r"""
     state: present
     holder: node_patching/ops@ctl-1/20261130T081500-4711
     reason: patch
+
+- name: Or both in one call - take its slot in the cluster-wide disruption lock, then protect it
+  selfmanaged.eks.eks_node_maintenance:
+    cluster_name: demo
+    instances: [i-0123456789abcdef0]
+    state: present
+    holder: node_patching/ops@ctl-1/20261130T081500-4711
+    reason: patch
+    lock:
+      holder: node_patching/ops@ctl-1/20261130T081500-4711
+      max_unavailable: 1
+      reason: patch
+      wait_timeout: 900
 
 - name: Read its bootID before the reboot
   selfmanaged.eks.eks_node_maintenance:
@@ -175,6 +226,8 @@ instances:
       description:
         - Its Node (name, ready, schedulable, boot_id, cordoned_by) or null when it has none; with the readiness of its
           DaemonSet pods (daemonset_pods total, ready, not_ready).
+        - With O(state=present) or O(state=absent), only its name and C(boot_id) as read at the start of the call (the C(boot_id)
+          to give O(boot_ids) after a reboot, without another call).
       type: dict
 cluster:
   description: With O(state=status), the cluster's Node count and the names of the Nodes that are not Ready.
@@ -186,6 +239,12 @@ pdbs:
   returned: when state is status
   type: list
   elements: dict
+lock:
+  description:
+    - With O(lock), what the lock call returned (M(selfmanaged.eks.eks_disruption_lock)'s return values, among them
+      C(acquired), C(released), C(slots), C(holders), C(waited_seconds)).
+  returned: when lock is given and the instances have Nodes
+  type: dict
 waited_seconds:
   description: Seconds waited with O(wait=true).
   returned: when wait is true
@@ -206,12 +265,18 @@ try:
 except ImportError:
     ApiException = None  # kube_api_client() reports the missing library
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as dlock
 from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import maintenance as mt
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import all_pages
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_cluster
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.disruption_lock_lease import LeaseApi
+from ansible_collections.selfmanaged.eks.plugins.module_utils.disruption_lock_lease import result_of
+from ansible_collections.selfmanaged.eks.plugins.module_utils.disruption_lock_lease import run as run_lock
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import chunks
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_groups
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
@@ -223,6 +288,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import reques
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
+# Seconds before the second read of a wait; the gap then doubles up to wait_delay.
+FIRST_WAIT_DELAY = 0.25
 
 
 class Maintenance:
@@ -418,7 +485,7 @@ class Maintenance:
                 "added": record["added"],
                 "removed": record["removed"],
                 "protections": self.protections(record),
-                "node": self.node_status(record) if status else ({"name": node["name"]} if node else None),
+                "node": self.node_status(record) if status else ({"name": node["name"], "boot_id": node.get("boot_id", "")} if node else None),
             }
             instances.append(entry)
         return instances
@@ -452,6 +519,32 @@ def wait_message(entries, boot_ids):
     return lines
 
 
+def slots_call(module, work, lock_state):
+    """With O(lock): take (acquired) or give back (released) the slots of the instances' Nodes in the disruption lock, as
+    eks_disruption_lock would; the lock's result, or None without O(lock)."""
+    options = module.params["lock"]
+    if not options:
+        return None
+    missing = [r["instance_id"] for r in work.records if r["node_record"] is None]
+    if missing and lock_state == "acquired":
+        module.fail_json(msg="instances {0} have no Node, and the disruption lock holds slots for Nodes; leave them out or leave out the "
+                         "lock option. Nothing was changed.".format(", ".join(missing)))
+    nodes = [r["node_record"]["name"] for r in work.records if r["node_record"]]
+    if not nodes:
+        return None
+    params = dict(options, state=lock_state, nodes=nodes, cluster_name=module.params["cluster_name"])
+    after = (". Nothing was changed." if lock_state == "acquired" else
+             ". The protections were removed; give the slots back with selfmanaged.eks.eks_disruption_lock state=released.")
+    try:
+        dlock.validate_request(lock_state, nodes, params["max_unavailable"], params["ttl_seconds"], params["holder"], params["wait_timeout"])
+        lease, outcome, conflicts, waited = run_lock(module, LeaseApi(work.api_client, params["lease_namespace"], params["lease_name"]), params)
+    except dlock.LockError as exc:
+        module.fail_json(msg=str(exc) + after)
+    if outcome.others:
+        module.warn("not released, held by another run: {0}".format(", ".join("{0} ({1})".format(n, h) for n, h in sorted(outcome.others.items()))))
+    return result_of(params, outcome, lease, conflicts, waited)
+
+
 def cluster_status(api_client):
     nodes = list_nodes(api_client, timeout=REQUEST_TIMEOUT)
     pdbs = (get_json(api_client, "/apis/policy/v1/poddisruptionbudgets", timeout=REQUEST_TIMEOUT) or {}).get("items") or []
@@ -473,6 +566,15 @@ def main():
         boot_ids=dict(type="dict", default={}),
         wait_timeout=dict(type="int", default=600),
         wait_delay=dict(type="float", default=2),
+        lock=dict(type="dict", options=dict(
+            holder=dict(type="str", required=True),
+            max_unavailable=dict(type="int"),
+            reason=dict(type="str", default=""),
+            ttl_seconds=dict(type="int", default=dlock.DEFAULT_TTL_SECONDS),
+            wait_timeout=dict(type="int", default=0),
+            lease_name=dict(type="str", default=dlock.DEFAULT_LEASE_NAME),
+            lease_namespace=dict(type="str", default=dlock.DEFAULT_LEASE_NAMESPACE),
+        )),
     )
     module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -490,24 +592,41 @@ def main():
         work = Maintenance(module, api_client)
         if state == "status":
             started = time.monotonic()
-            while True:
-                entries = work.report(status=True)
-                waiting = wait_message(entries, params["boot_ids"] or {}) if params["wait"] else []
-                if not waiting:
-                    break
-                if time.monotonic() - started >= params["wait_timeout"]:
+            boot_ids = params["boot_ids"] or {}
+            polls = []
+
+            def fetch():
+                if polls:
+                    work.read()
+                polls.append(work.report(status=True))
+                return polls[-1]
+
+            if params["wait"]:
+                # The first reads come quickly (a node is often back within a second of its reboot), then every wait_delay.
+                try:
+                    entries = wait_until(fetch, lambda e: not wait_message(e, boot_ids), lambda e: "; ".join(wait_message(e or [], boot_ids)),
+                                         params["wait_timeout"], "Ready nodes", delay=min(FIRST_WAIT_DELAY, params["wait_delay"]),
+                                         max_delay=params["wait_delay"])
+                except WaitTimeout:
                     module.fail_json(msg="timed out after {0}s waiting for Ready nodes: {1}. See docs/runbooks/patching.md".format(
-                        params["wait_timeout"], "; ".join(waiting)), instances=entries)
-                time.sleep(params["wait_delay"])
-                work.read()
+                        params["wait_timeout"], "; ".join(wait_message(polls[-1], boot_ids))), instances=polls[-1])
+            else:
+                entries = fetch()
             result["cluster"], result["pdbs"] = cluster_status(api_client)
             if params["wait"]:
                 result["waited_seconds"] = round(time.monotonic() - started, 1)
         else:
             before = [dict(i["protections"], maintenance=i["maintenance"]) for i in work.report()]
+            # The slot first and the protections after it; the protections off before the slot is given back.
+            slots = slots_call(module, work, "acquired") if state == "present" else None
             for record in work.records:
                 (work.present if state == "present" else work.absent)(record)
+            if state == "absent":
+                slots = slots_call(module, work, "released")
             entries = work.report()
+            if slots is not None:
+                result["lock"] = slots
+                work.changed = work.changed or slots["changed"]
             if module._diff and work.changed:
                 result["diff"] = {"before": dict(zip(params["instances"], before)),
                                   "after": dict((i["instance_id"], dict(i["protections"], maintenance=i["maintenance"])) for i in entries)}

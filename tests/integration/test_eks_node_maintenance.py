@@ -64,6 +64,10 @@ def test_present_protects_records_and_absent_takes_back_only_what_it_added(modul
     done = maintenance(module_runner, fleet, instances=[first, second], state="present", holder="run-1", reason="patch")
     assert done["changed"] is True
     assert [i["added"] for i in done["instances"]] == [["scale_in_protection", "scale_down_disabled"], ["scale_down_disabled"]]
+    # The bootID a later wait for the reboot compares with, without a status call of its own.
+    status = maintenance(module_runner, fleet, instances=[first, second])
+    assert [i["node"]["boot_id"] for i in done["instances"]] == [i["node"]["boot_id"] for i in status["instances"]]
+    assert all(i["node"]["boot_id"] for i in done["instances"])
     assert fleet.protected(first) and fleet.annotation(first) == "true"
     assert fleet.tag(first)["added"] == ["scale_down_disabled", "scale_in_protection"] and fleet.tag(first)["by"] == "run-1"
     assert fleet.tag(second)["added"] == ["scale_down_disabled"]  # the operator's protection is not ours
@@ -120,3 +124,32 @@ def test_an_instance_of_another_cluster_is_refused_before_anything_changes(modul
     assert result["failed"] is True
     assert result["msg"].startswith("instances i-0000000000000dead are not in an Auto Scaling group of cluster " + fleet.name)
     assert fleet.tag(fleet.instances[0]) is None
+
+
+def test_with_lock_present_takes_the_slot_before_protecting_and_absent_gives_it_back(module_runner, fleet):
+    first, second = fleet.instances[:2]
+    node_of = dict((n.spec.provider_id.rsplit("/", 1)[1], n.metadata.name) for n in fleet.core.list_node().items)
+    lock = {"holder": "run-lock", "max_unavailable": 1, "reason": "patch"}
+    other = module_runner("eks_disruption_lock", dict(cluster_name=fleet.name, holder="run-other", nodes=[node_of[second]],
+                                                      max_unavailable=1, state="acquired"))
+    assert other.get("failed") is not True, other.get("msg")
+    try:
+        refused = maintenance(module_runner, fleet, instances=[first], state="present", holder="run-lock", lock=lock)
+        assert refused["failed"] is True and "run-other" in refused["msg"] and "Nothing was changed" in refused["msg"]
+        assert not fleet.protected(first) and fleet.tag(first) is None, "no slot, no protection"
+    finally:
+        module_runner("eks_disruption_lock", dict(cluster_name=fleet.name, holder="run-other", state="released"))
+
+    done = maintenance(module_runner, fleet, instances=[first], state="present", holder="run-lock", lock=lock)
+    assert done.get("failed") is not True, done.get("msg")
+    assert done["changed"] is True and done["lock"]["acquired"] == [node_of[first]]
+    assert fleet.protected(first) and fleet.tag(first)["by"] == "run-lock"
+    held = module_runner("eks_disruption_lock", dict(cluster_name=fleet.name, holder="run-lock", state="query"))
+    assert held["holders"] == {"run-lock": [node_of[first]]}
+
+    undone = maintenance(module_runner, fleet, instances=[first], state="absent", lock={"holder": "run-lock"})
+    assert undone["changed"] is True and undone["lock"]["released"] == [node_of[first]]
+    assert not fleet.protected(first) and fleet.tag(first) is None
+    assert module_runner("eks_disruption_lock", dict(cluster_name=fleet.name, holder="run-lock", state="query"))["holders"] == {}
+    again = maintenance(module_runner, fleet, instances=[first], state="absent", lock={"holder": "run-lock"})
+    assert again["changed"] is False
