@@ -24,7 +24,7 @@ SURVEY = {"node_patching_hosts": "all", "node_patching_batch": "1", "node_patchi
 TEMPLATE_VARS = {"node_patching_reboot_timeout": 120, "node_patching_ready_timeout": 60, "node_patching_drain_timeout": 60,
                  "node_patching_lock_wait_timeout": 30}
 # A node's steps, in the order a user reads them in the job's output.
-STEPS = ("Drain ", "Upgrade the chosen packages with apt on ", "Reboot ", "Wait for the Node Ready", "Uncordon ")
+STEPS = ("Drain ", "Upgrade the chosen packages with apt-get on ", "Reboot ", "Wait for the Node Ready", "Uncordon ")
 
 
 def grant_cluster_admin(fleet, role_arn):
