@@ -495,13 +495,13 @@ class GroupRollout:
                                   "true) or lower max_surge".format(self.group["name"], target, self.group["max_size"]))
         self.update_group(desired=target, max_size=max(self.group["max_size"], target))
 
-    def step_select(self, budget=None):
+    def drain_count(self):
+        """Old instances this group's batch may take down now (its Ready floor and batch size)."""
         self.require_state()
-        ready = self.group["counts"]["ready"]
-        count = rollout.drain_count(self.sizes, ready, len(self.replace))
-        if budget is not None:
-            count = min(count, budget)
-        self.old = rollout.choose_old(self.replace, self.group["instances"], count)
+        return rollout.drain_count(self.sizes, self.group["counts"]["ready"], len(self.replace))
+
+    def step_select(self, count=None):
+        self.old = rollout.choose_old(self.replace, self.group["instances"], self.drain_count() if count is None else count)
         if self.params["cluster_autoscaler"] == "annotate":
             self.annotate_nodes(disable=True)  # the batch's new Nodes too
 
@@ -652,11 +652,8 @@ def main():
 def take_steps(module, works, step):
     """The step for each group in turn; select shares max_disrupted among them, terminate hands each group its own instances."""
     if step == "select":
-        budget = module.params["max_disrupted"] or None
-        for work in works:
-            work.step_select(budget)
-            if budget is not None:
-                budget -= len(work.old)
+        for work, count in zip(works, rollout.shared_counts([work.drain_count() for work in works], module.params["max_disrupted"])):
+            work.step_select(count)
         return
     if step == "terminate" and len(works) > 1:
         instances = module.params["instances"]
