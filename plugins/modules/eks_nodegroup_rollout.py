@@ -643,10 +643,14 @@ def main():
     if not several:
         module.exit_json(**works[0].result())
     results = [work.result() for work in works]
-    module.exit_json(changed=any(r["changed"] for r in results), groups=results,
-                     old_instances=[i for r in results for i in r["old_instances"]],
-                     terminated=[i for r in results for i in r["terminated"]],
-                     remaining=[i for r in results for i in r["remaining"]])
+    combined = dict(changed=any(r["changed"] for r in results), groups=results,
+                    old_instances=[i for r in results for i in r["old_instances"]],
+                    terminated=[i for r in results for i in r["terminated"]],
+                    remaining=[i for r in results for i in r["remaining"]])
+    if module._diff:
+        # one diff per group, headed with its name (Ansible shows a list of diffs one after another)
+        combined["diff"] = [dict(r.pop("diff"), before_header=r["group"]["name"], after_header=r["group"]["name"]) for r in results]
+    module.exit_json(**combined)
 
 
 def take_steps(module, works, step):
