@@ -146,6 +146,19 @@ def drain_count(sizes, ready, remaining):
     return max(0, min(remaining, ready - floor, sizes["surge"] + sizes["unavailable"]))
 
 
+def shared_counts(wanted, budget):
+    """Old instances each group of a batch takes down when the groups together may take at most `budget` (the cluster-wide
+    disruption lock's limit; 0 or None: no limit): `wanted` (each group's drain_count) served in order, so a group left
+    short this batch is served in a later one."""
+    if not budget:
+        return list(wanted)
+    counts = []
+    for count in wanted:
+        counts.append(min(count, budget))
+        budget -= counts[-1]
+    return counts
+
+
 def choose_old(candidates, all_instances, count):
     """`count` of `candidates` (old instances) to drain, zone-aware: each pick from the zone with the most
     instances left, so the zones where new capacity came up give their old nodes first.

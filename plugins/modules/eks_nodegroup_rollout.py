@@ -38,8 +38,16 @@ options:
   name:
     description:
       - Name of the node group (Auto Scaling group) of the cluster.
+      - One of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - Several node groups of the cluster, each taking the step in one call (the groups of a roll move together, so their
+        waits overlap). The result then holds RV(groups), one entry per group with the keys a single O(name) returns,
+        and the top-level RV(old_instances), RV(terminated) and RV(remaining) of all of them.
+    type: list
+    elements: str
+    version_added: 0.1.0
   step:
     description:
       - What to do; see the description.
@@ -102,10 +110,25 @@ options:
     default: cluster-autoscaler
   instances:
     description:
-      - Instance ids for O(step=terminate).
+      - Instance ids for O(step=terminate); with O(names), each group terminates the ones that are its own.
     type: list
     elements: str
     default: []
+  surge_next:
+    description:
+      - With O(step=terminate), raise desired capacity for the next batch right after the terminations (what O(step=surge)
+        does), so that one call ends a batch and starts the next one's launches.
+    type: bool
+    default: false
+    version_added: 0.1.0
+  max_disrupted:
+    description:
+      - With O(step=select), the most old instances all the named groups together may take down in this batch (the
+        cluster-wide disruption lock's limit); groups are served in the order named. V(0) means no limit beyond each
+        group's O(max_unavailable) and O(max_surge).
+    type: int
+    default: 0
+    version_added: 0.1.0
   node_role_arn:
     description:
       - ARN of the node IAM role, for the join diagnosis (as in M(selfmanaged.eks.eks_nodegroup_info)).
@@ -159,6 +182,14 @@ EXAMPLES = r"""
     name: demo-general
     step: terminate
     instances: [i-0abc, i-0def]
+
+- name: End a batch of two groups rolled together and start the next one
+  selfmanaged.eks.eks_nodegroup_rollout:
+    cluster_name: demo
+    names: [demo-general, demo-batch]
+    step: terminate
+    instances: [i-0abc, i-0def, i-0123]
+    surge_next: true
 """
 
 RETURN = r"""
@@ -231,6 +262,12 @@ resumed_processes:
   type: list
   elements: str
   sample: ["AZRebalance"]
+groups:
+  description: With O(names), one entry per group, in the order named, with the keys a single O(name) returns.
+  returned: with O(names)
+  type: list
+  elements: dict
+  sample: [{"group": {"name": "demo-general"}, "desired_capacity": 4, "terminated": [], "old_instances": []}]
 """
 
 import datetime
@@ -262,20 +299,25 @@ MERGE_PATCH = "application/merge-patch+json"
 class GroupRollout:
     """One call: the group as it is now, and the step's change (written unless in check mode)."""
 
-    def __init__(self, module, reader):
+    def __init__(self, module, reader, name, report):
         self.module = module
         self.params = module.params
         self.reader = reader
+        self.name = name
         self.autoscaling = aws_client(module, "autoscaling")
         self.changed = False
         self.terminated = []
         self.resumed = []
         self.autoscaler = None
-        self.read()
+        self.old = []
+        self.read(report)
         self.before = self.settings()
 
-    def read(self):
-        [self.group] = self.reader.snapshot()
+    def read(self, report=None):
+        """The group from `report` (one entry of FleetReport.snapshot()), else read again."""
+        if report is None:
+            [report] = [r for r in self.reader.snapshot() if r["name"] == self.name]
+        self.group = report
         value = self.group["tags"].get(fleet.ROLLOUT_STATE_TAG)
         self.state = rollout.parse_state_tag(value, self.group["name"]) if value is not None else None
         try:
@@ -444,33 +486,46 @@ class GroupRollout:
 
     def step_surge(self):
         self.require_state()
+        if self.params["step"] == "terminate":
+            # the replace list still holds what this call terminated: count only what is left
+            self.replace = [i for i in self.replace if (i.get("lifecycle_state") or "") == "InService"]
         target = rollout.surge_target(self.sizes, len(self.replace), self.group["desired_capacity"])
         if target > self.group["max_size"] and not self.params["raise_max"]:
             self.module.fail_json(msg="node group {0}: desired capacity {1} for this batch is above max_size {2}; set raise_max (node_rollout_raise_max: "
                                   "true) or lower max_surge".format(self.group["name"], target, self.group["max_size"]))
         self.update_group(desired=target, max_size=max(self.group["max_size"], target))
 
-    def step_select(self):
+    def drain_count(self):
+        """Old instances this group's batch may take down now (its Ready floor and batch size)."""
         self.require_state()
-        ready = self.group["counts"]["ready"]
-        count = rollout.drain_count(self.sizes, ready, len(self.replace))
-        self.old = rollout.choose_old(self.replace, self.group["instances"], count)
+        return rollout.drain_count(self.sizes, self.group["counts"]["ready"], len(self.replace))
+
+    def step_select(self, count=None):
+        self.old = rollout.choose_old(self.replace, self.group["instances"], self.drain_count() if count is None else count)
         if self.params["cluster_autoscaler"] == "annotate":
             self.annotate_nodes(disable=True)  # the batch's new Nodes too
 
-    def step_terminate(self):
+    def own(self, instance_ids):
+        """Those of `instance_ids` that are instances of this group."""
         known = set(i["instance_id"] for i in self.group["instances"])
-        unknown = sorted(set(self.params["instances"]) - known)
-        if unknown:
-            self.module.fail_json(msg="instances {0} are not in node group {1}; name instances of the group (step select returns them)".format(
-                ", ".join(unknown), self.group["name"]))
+        return [i for i in instance_ids if i in known]
+
+    def step_terminate(self, instances=None):
+        if instances is None:
+            instances = self.params["instances"]
+            unknown = sorted(set(instances) - set(self.own(instances)))
+            if unknown:
+                self.module.fail_json(msg="instances {0} are not in node group {1}; name instances of the group (step select returns them)".format(
+                    ", ".join(unknown), self.group["name"]))
         floor = self.sizes["desired"] - self.sizes["unavailable"]
-        ready_after = sum(1 for i in self.group["instances"] if (i.get("node") or {}).get("ready") and i["instance_id"] not in self.params["instances"])
-        if ready_after < floor:
+        ready_after = sum(1 for i in self.group["instances"] if (i.get("node") or {}).get("ready") and i["instance_id"] not in instances)
+        if instances and ready_after < floor:
             self.module.fail_json(msg="node group {0}: terminating {1} leaves {2} Ready nodes, below desired {3} - max_unavailable {4}; wait for the "
-                                  "batch's new nodes first".format(self.group["name"], ", ".join(self.params["instances"]), ready_after,
+                                  "batch's new nodes first".format(self.group["name"], ", ".join(instances), ready_after,
                                                                    self.sizes["desired"], self.sizes["unavailable"]))
-        self.terminate(self.params["instances"])
+        self.terminate(instances)
+        if self.params["surge_next"]:
+            self.step_surge()
 
     def step_scale_back(self):
         self.terminate([i["instance_id"] for i in rollout.unjoined_new(self.group["instances"])])
@@ -506,7 +561,7 @@ class GroupRollout:
 
     def result(self):
         remaining = [i["instance_id"] for i in self.replace if (i.get("lifecycle_state") or "") == "InService"]
-        old = getattr(self, "old", [])
+        old = self.old
         after = self.settings()
         result = dict(
             changed=self.changed, group=self.group, state=self.state, sizes=self.sizes, remaining=remaining, skipped=self.skipped,
@@ -526,7 +581,8 @@ def main():
     argument_spec = dict(KUBE_CONNECTION_SPEC)
     argument_spec.update(
         cluster_name=dict(type="str", required=True),
-        name=dict(type="str", required=True),
+        name=dict(type="str"),
+        names=dict(type="list", elements="str"),
         step=dict(type="str", required=True, choices=["plan", "begin", "surge", "select", "terminate", "scale_back", "settle", "finish", "abort"]),
         max_surge=dict(type="str", default="1"),
         max_unavailable=dict(type="str", default="0"),
@@ -537,10 +593,21 @@ def main():
         cluster_autoscaler_namespace=dict(type="str", default="kube-system"),
         cluster_autoscaler_deployment=dict(type="str", default="cluster-autoscaler"),
         instances=dict(type="list", elements="str", default=[]),
+        surge_next=dict(type="bool", default=False),
+        max_disrupted=dict(type="int", default=0),
         node_role_arn=dict(type="str"),
     )
-    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True)
-    module.params["names"] = [module.params["name"]]  # FleetReport reads the groups named here
+    module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[("name", "names")],
+                          mutually_exclusive=[("name", "names")])
+    several = module.params["names"] is not None
+    if several and not module.params["names"]:
+        module.fail_json(msg="names is empty; name the node groups to take the step, or use name for one")
+    if module.params["max_disrupted"] < 0:
+        module.fail_json(msg="max_disrupted {0} is negative; give 0 (no limit) or the most old instances to take down at once".format(
+            module.params["max_disrupted"]))
+    # FleetReport reads the groups named here, in one read for all of them
+    names = list(module.params["names"]) if several else [module.params["name"]]
+    module.params["names"] = names
     name = module.params["cluster_name"]
     try:
         cluster = describe_cluster(aws_client(module, "eks"), name)
@@ -553,23 +620,56 @@ def main():
     try:
         if step != "plan":
             rollout.processes_to_suspend(module.params["suspend_processes"], [])
-        work = GroupRollout(module, reader)
-        blocked = rollout.blocking_suspensions(work.group["suspended_processes"])
-        if blocked and step in ("plan", "begin", "surge", "select"):
-            module.fail_json(msg="node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
-                             "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
-        getattr(work, "step_" + step)()
-        if step in ("terminate", "scale_back", "settle", "abort") and work.terminated and not module.check_mode:
-            work.read()  # the group after the terminations, for the result
+        snapshot = dict((r["name"], r) for r in reader.snapshot())
+        works = [GroupRollout(module, reader, group, snapshot[group]) for group in names]
+        for work in works:
+            blocked = rollout.blocking_suspensions(work.group["suspended_processes"])
+            if blocked and step in ("plan", "begin", "surge", "select"):
+                module.fail_json(msg="node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
+                                 "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+        take_steps(module, works, step)
+        if step in ("terminate", "scale_back", "settle", "abort") and any(w.terminated for w in works) and not module.check_mode:
+            after = dict((r["name"], r) for r in reader.snapshot())  # the groups after the terminations, for the result
+            for work in works:
+                work.read(after[work.name])
     except rollout.RolloutError as exc:
         module.fail_json(msg=str(exc))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        module.fail_json_aws(exc, msg="node group {0}: step {1} failed".format(module.params["name"], step))
+        module.fail_json_aws(exc, msg="node group {0}: step {1} failed".format(", ".join(names), step))
     except ApiException as exc:
         module.fail_json(msg="node group {0}: step {1}: Kubernetes API answered HTTP {2} {3}; the identity running the task needs to read and "
                          "patch nodes (and, with cluster_autoscaler scale_down, read and scale its Deployment)".format(
-                             module.params["name"], step, exc.status, exc.reason))
-    module.exit_json(**work.result())
+                             ", ".join(names), step, exc.status, exc.reason))
+    if not several:
+        module.exit_json(**works[0].result())
+    results = [work.result() for work in works]
+    combined = dict(changed=any(r["changed"] for r in results), groups=results,
+                    old_instances=[i for r in results for i in r["old_instances"]],
+                    terminated=[i for r in results for i in r["terminated"]],
+                    remaining=[i for r in results for i in r["remaining"]])
+    if module._diff:
+        # one diff per group, headed with its name (Ansible shows a list of diffs one after another)
+        combined["diff"] = [dict(r.pop("diff"), before_header=r["group"]["name"], after_header=r["group"]["name"]) for r in results]
+    module.exit_json(**combined)
+
+
+def take_steps(module, works, step):
+    """The step for each group in turn; select shares max_disrupted among them, terminate hands each group its own instances."""
+    if step == "select":
+        for work, count in zip(works, rollout.shared_counts([work.drain_count() for work in works], module.params["max_disrupted"])):
+            work.step_select(count)
+        return
+    if step == "terminate" and len(works) > 1:
+        instances = module.params["instances"]
+        unknown = sorted(set(instances) - set(i for work in works for i in work.own(instances)))
+        if unknown:
+            module.fail_json(msg="instances {0} are not in node groups {1}; name instances of these groups (step select returns them)".format(
+                ", ".join(unknown), ", ".join(w.name for w in works)))
+        for work in works:
+            work.step_terminate(work.own(instances))
+        return
+    for work in works:
+        getattr(work, "step_" + step)()
 
 
 if __name__ == "__main__":

@@ -162,7 +162,7 @@ def bench_roll(sandbox, env, nodes, settings, rows):
     ideal = batches * (settings.instance_launch_delay + settings.node_ready_delay + POD_STOP + POD_READY)
     floor = nodes - unavailable_of(nodes)
     lowest = " ".join("{0}:{1}".format(g, ready.lowest.get(g)) for g in GROUPS)
-    rows.append(("roll (3 groups in turn)", "{0:.0f}".format(wall),
+    rows.append(("roll (3 groups together)", "{0:.0f}".format(wall),
                  "{0} batches x {1:.0f} s ideal = {2:.0f} s; wall/ideal {3:.2f}".format(batches, ideal / batches, ideal, wall / ideal),
                  "{0} (floor {1})".format(lowest, floor), "{0} samples".format(len(pdbs.violations)),
                  "AWS {0:.1f}, kube {1:.1f} per node ({2} replaced)".format(aws / replaced, kube / replaced, replaced)))

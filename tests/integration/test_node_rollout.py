@@ -1,11 +1,13 @@
 """The node_rollout role against the sandbox: a group rolled after a launch template change ends with every instance
 current while a Deployment behind a PDB stays available; a new node that cannot join stops the roll and scales back;
-bad input is refused before anything changes. (Killed runs: test_node_rollout_resume.py; protection, Standby and
+bad input is refused before anything changes; groups roll together, and a drain held by a PDB prints a line per slice. (Killed runs: test_node_rollout_resume.py; protection, Standby and
 cluster-autoscaler: test_node_rollout_protection.py; each file has its own cluster so that they run side by side.)"""
 
 import json
 
 import pytest
+
+from tests.integration.drain_workloads import READY_SECONDS
 
 from tests.integration.drain_workloads import PdbWatcher
 from tests.integration.eks_nodegroup_env import LABEL
@@ -19,10 +21,13 @@ from tests.integration.node_rollout_env import assert_restored
 from tests.integration.node_rollout_env import failure
 from tests.integration.node_rollout_env import group_now
 from tests.integration.node_rollout_env import make_group
+from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import role_result
 from tests.integration.node_rollout_env import roll
 from tests.integration.node_rollout_env import rollout_env
+from tests.integration.node_rollout_env import serving
 from tests.integration.node_rollout_env import workload
+from tests.sandbox.kube.scenarios import wait_for
 
 
 @pytest.fixture(scope="module")
@@ -92,3 +97,38 @@ def test_bad_input_is_refused_before_anything_changes(env, module_runner, sandbo
     assert run.returncode != 0
     assert expected.format(name=env.name) in failure(run)
     assert write_calls(sandbox) == {}
+
+
+def test_groups_roll_together_and_a_drain_held_by_a_pdb_says_so_while_it_waits(env, module_runner, sandbox):
+    names = [outdated_group(env, module_runner, group)[0] for group in ("duo1", "duo2")]
+    # Two pods on the old nodes of duo1 behind a PDB that allows one disruption; a new pod takes 15 s to be Ready,
+    # so the second eviction waits for the first one's replacement: a drain of several seconds.
+    env.core.create_namespace({"metadata": {"name": "ns-duo1"}})
+    env.apps.create_namespaced_deployment("ns-duo1", {"metadata": {"name": "web"}, "spec": {
+        "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}, "annotations": {READY_SECONDS: "15"}}, "spec": {
+            "nodeSelector": {LABEL: "duo1"}, "containers": [{"name": "app", "image": "nginx"}]}}}})
+    env.policy.create_namespaced_pod_disruption_budget("ns-duo1", {"metadata": {"name": "web"}, "spec": {
+        "minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    wait_for(lambda: sum(1 for p in env.core.list_namespaced_pod("ns-duo1").items
+                         if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])) == 2,
+             timeout=90, interval=0.5, message="2 Ready web pods")
+    with PdbWatcher(Store(sandbox, env.name)) as pdbs:
+        run = roll(sandbox, env, node_rollout_node_groups=names, node_rollout_wait_progress=1)
+    assert run.returncode == 0, failure(run)
+    assert pdbs.violations == []
+    task_names = [t["task"]["name"] for t in run.tasks]
+    # One wait for the first batch of both groups: their launches and joins overlap.
+    assert any(n.startswith("selfmanaged.eks.node_rollout : Waiting for Ready nodes in batch 1 of {0}, {1}: ".format(*names)) for n in task_names), task_names
+    # The blocked drain printed a line per slice while it ran, saying which nodes it drains and for how long.
+    running = [n for n in task_names if " : Drain of " in n and ": running, " in n]
+    assert len(running) >= 2, task_names
+    for group, name in zip(("duo1", "duo2"), names):
+        after = group_now(env, module_runner, group)
+        assert len(serving(after)) == 2 and not any(i["outdated"] for i in serving(after))
+        assert_restored(after, 2, 3)
+        summary = role_result(run, "Summary")["node_rollout_summary"][name]
+        assert summary["replaced"] == 2 and summary["batches"] == 2
+    [progress] = [t for t in run.tasks if t["task"]["name"] == "selfmanaged.eks.node_rollout : Progress of batch 1 of {0}, {1}".format(*names)]
+    said = [r["msg"] for r in progress["hosts"]["localhost"]["results"]]
+    assert [m.split(" batch ")[0] for m in said] == names and all("terminated: i-" in m for m in said)

@@ -79,6 +79,13 @@ def test_drain_count_never_goes_below_the_floor():
     assert ro.drain_count(sizes, ready=2, remaining=3) == 0
 
 
+def test_groups_rolled_together_share_the_lock_limit_in_order():
+    assert ro.shared_counts([2, 2, 2], 0) == [2, 2, 2]  # no limit: each group's own batch
+    assert ro.shared_counts([2, 2, 2], 3) == [2, 1, 0]  # the last group waits for a later batch
+    assert ro.shared_counts([0, 2, 1], 2) == [0, 2, 0]
+    assert sum(ro.shared_counts([4, 4], 5)) == 5
+
+
 def test_outdated_standby_pending_and_protected_instances():
     instances = [inst("i-1"), inst("i-2", state="Standby"), inst("i-3", protected=True), inst("i-4", outdated=False), inst("i-5", state="Pending")]
     replace, skipped = ro.outdated_instances(instances, "skip")
