@@ -76,7 +76,7 @@ unit: venv
 # Workers (one sandbox each, files kept whole): these suites mostly wait on the sandbox's
 # status delays and on ansible-playbook start-up, so more workers than cores still pay off.
 PYTEST_WORKERS ?= 2
-INTEGRATION_WORKERS ?= 4
+INTEGRATION_WORKERS ?= 5
 
 # The sandbox's own tests drive its Kubernetes API with kubectl as users do.
 kubectl:
