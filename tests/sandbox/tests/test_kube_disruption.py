@@ -117,7 +117,9 @@ def test_parallel_evictions_never_spend_one_allowed_disruption_twice(core, apps,
     # While the evicted pod terminates and its replacement is not Ready yet, both count as unhealthy.
     status = _status(policy, "racing")
     assert (status.current_healthy, status.desired_healthy, status.disruptions_allowed) == (3, 3, 0)
-    assert status.expected_pods == 5  # an integer minAvailable expects every selected pod, the terminating one included
+    # An integer minAvailable expects every selected pod, the terminating one included: once the ReplicaSet has created the
+    # replacement (it may lag the eviction by a moment), 5 pods are expected while the evicted one still terminates.
+    wait_for(lambda: _status(policy, "racing").expected_pods == 5, timeout=5, message="the replacement counted beside the terminating pod")
     assert _evict(core, names[0] if names[0] != evicted else names[1])[0] == 429
     final = wait_for(lambda: (lambda s: s if s.disruptions_allowed == 1 and s.expected_pods == 4 else None)(_status(policy, "racing")),
                      timeout=30, message="replacement Ready and the evicted pod gone")
