@@ -29,7 +29,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -39,6 +38,7 @@ sys.path.insert(0, str(ROOT / ".venv" / "collections"))
 
 from tests.integration.conftest import ansible_env, run_module, run_playbook  # noqa: E402
 from tests.integration.drain_workloads import PdbWatcher  # noqa: E402
+from tests.integration.drain_workloads import Sampler  # noqa: E402
 from tests.integration.eks_nodegroup_env import LABEL  # noqa: E402
 from tests.integration.node_rollout_env import STATE_TAG, Store, make_group, roll, roll_playbook, rollout_env  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
@@ -50,36 +50,25 @@ SURGE = UNAVAILABLE = "20%"
 POD_READY, POD_STOP = 2.0, 1.0
 
 
-class ReadyByGroup:
+class ReadyByGroup(Sampler):
     """Reads the store every 100 ms: the least Ready, schedulable Nodes seen per group label."""
 
     def __init__(self, sandbox, cluster):
+        super().__init__(0.1)
         self.store = Store(sandbox, cluster).store()
         self.lowest = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
+    def sample(self):
         from tests.sandbox.kube.side import NODES
 
-        while not self._stop.is_set():
-            counts = dict((g, 0) for g in GROUPS)
-            for node in self.store.list(NODES)[0]:
-                group = (node["metadata"].get("labels") or {}).get(LABEL)
-                ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (node.get("status") or {}).get("conditions") or [])
-                if group in counts and ready and not (node.get("spec") or {}).get("unschedulable"):
-                    counts[group] += 1
-            for group, count in counts.items():
-                self.lowest[group] = min(count, self.lowest.get(group, count))
-            self._stop.wait(0.1)
+        counts = dict((g, 0) for g in GROUPS)
+        for node in self.store.list(NODES)[0]:
+            group = (node["metadata"].get("labels") or {}).get(LABEL)
+            ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in (node.get("status") or {}).get("conditions") or [])
+            if group in counts and ready and not (node.get("spec") or {}).get("unschedulable"):
+                counts[group] += 1
+        for group, count in counts.items():
+            self.lowest[group] = min(count, self.lowest.get(group, count))
 
 
 def runner(sandbox):

@@ -134,13 +134,12 @@ class DrainCluster:
         return dict(self.sandbox.kube_api_calls(self.name))
 
 
-class PdbWatcher:
-    """Polls the sandbox's store every 50 ms and records each PDB whose Ready pods fell below its desiredHealthy."""
+class Sampler:
+    """A background thread for a `with` block: `sample()` every `interval` seconds until the block ends (subclasses
+    with setup before their loop override `_run` and stop on `self._stop`)."""
 
-    def __init__(self, cluster, interval=0.05):
-        self.cluster, self.interval = cluster, interval
-        self.violations = []
-        self.samples = 0
+    def __init__(self, interval):
+        self.interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -151,6 +150,24 @@ class PdbWatcher:
     def __exit__(self, *exc):
         self._stop.set()
         self._thread.join()
+
+    def _run(self):
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def sample(self):
+        raise NotImplementedError
+
+
+class PdbWatcher(Sampler):
+    """Polls the sandbox's store every 50 ms and records each PDB whose Ready pods fell below its desiredHealthy."""
+
+    def __init__(self, cluster, interval=0.05):
+        super().__init__(interval)
+        self.cluster = cluster
+        self.violations = []
+        self.samples = 0
 
     def _run(self):
         from tests.sandbox.kube.disruption import PDBS, PODS

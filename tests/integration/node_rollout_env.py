@@ -3,7 +3,6 @@ the files run on separate workers): groups with Ready nodes, a workload behind a
 
 import os
 import tempfile
-import threading
 import time
 
 import kubernetes
@@ -12,6 +11,7 @@ import yaml
 from tests.integration.conftest import run_playbook
 from tests.integration.eks_nodegroup_env import Env
 from tests.integration.eks_nodegroup_env import LABEL
+from tests.integration.drain_workloads import Sampler
 from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import wait_for
 
@@ -39,29 +39,18 @@ class Store:
         return self.sandbox.kube.cluster_store(self.name)
 
 
-class ReadyWatcher:
+class ReadyWatcher(Sampler):
     """Samples the Ready, schedulable Nodes of a group every 100 ms; `lowest` is the least seen."""
 
     def __init__(self, env, group):
+        super().__init__(0.1)
         self.env, self.selector = env, "{0}={1}".format(LABEL, group)
         self.lowest = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            nodes = self.env.core.list_node(label_selector=self.selector).items
-            ready = sum(1 for n in nodes if not n.spec.unschedulable and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []))
-            self.lowest = ready if self.lowest is None else min(self.lowest, ready)
-            self._stop.wait(0.1)
+    def sample(self):
+        nodes = self.env.core.list_node(label_selector=self.selector).items
+        ready = sum(1 for n in nodes if not n.spec.unschedulable and any(c.type == "Ready" and c.status == "True" for c in n.status.conditions or []))
+        self.lowest = ready if self.lowest is None else min(self.lowest, ready)
 
 
 def make_group(env, module_runner, group, **overrides):

@@ -3,7 +3,6 @@ a group rolls and back at its replicas after; a killed run's record brings it ba
 a missing Deployment is refused before anything changes. A cluster of its own, so that this file runs beside the other
 test_node_rollout*.py files."""
 
-import threading
 
 import pytest
 
@@ -19,6 +18,7 @@ from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import roll
 from tests.integration.node_rollout_env import rollout_env
 from tests.integration.node_rollout_env import serving
+from tests.integration.drain_workloads import Sampler
 
 AUTOSCALER = ("kube-system", "cluster-autoscaler")
 
@@ -28,28 +28,17 @@ def env(sandbox):
     return rollout_env(sandbox, "rc")
 
 
-class ReplicasWatcher:
+class ReplicasWatcher(Sampler):
     """Samples the cluster-autoscaler Deployment's spec.replicas every 100 ms; `seen` is every distinct value in order."""
 
     def __init__(self, env):
+        super().__init__(0.1)
         self.env, self.seen = env, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self):
-        while not self._stop.is_set():
-            replicas = self.env.apps.read_namespaced_deployment(AUTOSCALER[1], AUTOSCALER[0]).spec.replicas
-            if not self.seen or self.seen[-1] != replicas:
-                self.seen.append(replicas)
-            self._stop.wait(0.1)
+    def sample(self):
+        replicas = self.env.apps.read_namespaced_deployment(AUTOSCALER[1], AUTOSCALER[0]).spec.replicas
+        if not self.seen or self.seen[-1] != replicas:
+            self.seen.append(replicas)
 
 
 @pytest.fixture(scope="module")
