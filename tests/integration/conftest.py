@@ -102,6 +102,13 @@ def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, in
     if tags:
         cmd += ["--tags", tags]
     proc = subprocess.run(cmd, env=ansible_env(sandbox, env), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
+    if os.environ.get("SELFMANAGED_EKS_KEEP_RUNS"):
+        # Profiling aid: every run's JSON output kept in that directory (task durations are in it).
+        keep = Path(os.environ["SELFMANAGED_EKS_KEEP_RUNS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        fd, kept = tempfile.mkstemp(prefix=Path(str(playbook)).stem + "-", suffix=".json", dir=str(keep))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(proc.stdout)
     try:
         output = json.loads(proc.stdout)
     except ValueError:
@@ -147,3 +154,16 @@ def module_runner(sandbox):
         return run_module(sandbox, module, args, **kwargs)
 
     return runner
+
+
+def pytest_sessionfinish(session):
+    """Profiling aid (with SELFMANAGED_EKS_KEEP_RUNS set): this worker's CPU seconds, its own (the sandbox
+    runs in it) and its children's (ansible-playbook and its modules), written next to the kept runs."""
+    keep = os.environ.get("SELFMANAGED_EKS_KEEP_RUNS")
+    if not keep:
+        return
+    times = os.times()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    Path(keep).mkdir(parents=True, exist_ok=True)
+    (Path(keep) / "cpu-{0}.txt".format(worker)).write_text(
+        "self {0:.1f} children {1:.1f} elapsed {2:.1f}\n".format(times.user + times.system, times.children_user + times.children_system, times.elapsed))

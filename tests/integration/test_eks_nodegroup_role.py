@@ -77,9 +77,12 @@ def test_a_long_node_wait_prints_one_line_per_slice_with_the_state(api_env, play
                              node_bootstrap_authorization="none", node_bootstrap_wait_timeout=6, node_bootstrap_wait_progress=2))
     assert run.returncode != 0
     lines = wait_lines(run, api_env.name + "-slow")
-    # 6 s in slices of 2 s: three lines, not one per 1 s poll.
-    assert len(lines) == 3, lines
+    # 6 s in slices of 2 s: a line per slice, not one per 1 s poll. (Three, or two when a loaded machine makes a
+    # slice's last poll overrun it: the time spent is what the module waited, so the budget still holds.)
+    assert len(lines) in (2, 3), lines
     assert lines[0] == "not read yet; waiting up to 2 s more (0 of 6 s spent)"
+    spent = [int(line.rsplit("(", 1)[1].split(" of ")[0]) for line in lines]
+    assert spent == sorted(set(spent)) and spent[-1] < 6, spent
     instances = role_task(run, "Node group {0}-slow".format(api_env.name))["instances"]
     for line in lines[1:]:
         assert line.startswith("0 of 2 Ready, not yet: "), line

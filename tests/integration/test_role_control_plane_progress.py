@@ -23,6 +23,20 @@ def slow_eks():
     eks_common.SETTINGS.status_delay = saved
 
 
+@pytest.fixture
+def stuck_eks():
+    """Longer than any budget of these tests: the wait runs out whatever the machine's load."""
+    saved = eks_common.SETTINGS.status_delay
+    eks_common.SETTINGS.status_delay = 60.0
+    yield
+    eks_common.SETTINGS.status_delay = saved
+
+
+def spent(task_name):
+    """N of a slice line's '(N of M s spent)'."""
+    return int(task_name.rsplit("(", 1)[1].split(" of ")[0])
+
+
 def role_play(tmp_path, sandbox, name, **role_vars):
     variables = dict(control_plane_cluster_name=name, control_plane_version="1.31", control_plane_role_arn=cluster_role(sandbox),
                      control_plane_subnet_ids=cluster_subnets(sandbox, zones=2), control_plane_wait_progress=2,
@@ -45,12 +59,15 @@ def test_creation_prints_a_line_per_slice_with_the_state_and_is_reported_as_a_ch
     run = playbook(path)
     assert run.returncode == 0, run.stderr[-3000:]
     slices = slice_tasks(run, name)
-    # 7 s of CREATING in slices of 2 s: a first line, then lines that say where it stands.
-    assert len(slices) >= 3, [t["task"]["name"] for t in slices]
+    # 7 s of CREATING in slices of 2 s: a first line, then lines that say where it stands. (At least two:
+    # on a loaded machine each slice also pays the module's start-up, so 7 s of wall time hold fewer slices.)
+    assert len(slices) >= 2, [t["task"]["name"] for t in slices]
     assert slices[0]["hosts"]["localhost"]["changed"] is True  # the slice that created the cluster
     for later in slices[1:]:
         assert later["task"]["name"].startswith(
             "{0}{1}: waiting for cluster {1} to be ACTIVE, last state CREATING; up to 2 s more (".format(TASK, name)), later["task"]["name"]
+    spent_so_far = [spent(t["task"]["name"]) for t in slices[1:]]
+    assert spent_so_far == sorted(set(spent_so_far)) and spent_so_far[0] >= 1, spent_so_far
     assert slices[-1]["hosts"]["localhost"]["timed_out"] is False
     assert sandbox.client("eks").describe_cluster(name=name)["cluster"]["status"] == "ACTIVE"
     eks_common.SETTINGS.status_delay = 0.3
@@ -59,7 +76,7 @@ def test_creation_prints_a_line_per_slice_with_the_state_and_is_reported_as_a_ch
     assert len(slice_tasks(again, name)) == 1
 
 
-def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, slow_eks):
+def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, stuck_eks):
     name = unique("cp-budget")
     run = playbook(role_play(tmp_path, sandbox, name, control_plane_wait_timeout=3))
     assert run.returncode != 0

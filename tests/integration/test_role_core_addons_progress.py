@@ -17,9 +17,10 @@ TASK = "selfmanaged.eks.core_addons : Add-on "
 
 
 @pytest.fixture
-def slow_addons():
+def stuck_addons():
+    """Longer than any budget of these tests: the wait runs out whatever the machine's load."""
     saved = eks_common.SETTINGS.status_delay
-    eks_common.SETTINGS.status_delay = 7.0
+    eks_common.SETTINGS.status_delay = 60.0
     yield
     eks_common.SETTINGS.status_delay = saved
 
@@ -34,6 +35,11 @@ def role_play(tmp_path, cluster_name, **role_vars):
     path = tmp_path / "core_addons.yml"
     path.write_text(json.dumps(play))
     return str(path)
+
+
+def spent(task_name):
+    """N of a slice line's '(N of M s spent)'."""
+    return int(task_name.rsplit("(", 1)[1].split(" of ")[0])
 
 
 def slice_tasks(run, addon):
@@ -52,14 +58,17 @@ def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_chan
     assert run.returncode == 0, run.stderr[-3000:]
     for addon in ("vpc-cni", "kube-proxy"):
         slices = slice_tasks(run, addon)
-        # 7 s of CREATING in slices of 2 s: the slice that created it, then lines saying where it stands.
-        assert len(slices) >= 3, [t["task"]["name"] for t in slices]
+        # 7 s of CREATING in slices of 2 s: the slice that created it, then lines saying where it stands. (At least
+        # two: on a loaded machine each slice also pays the module's start-up, so 7 s of wall time hold fewer slices.)
+        assert len(slices) >= 2, [t["task"]["name"] for t in slices]
         assert slices[0]["hosts"]["localhost"]["changed"] is True
         for later in slices[1:]:
             assert later["task"]["name"].startswith(
                 "{0}{1}: waiting for add-on {1} on cluster {2} to become ACTIVE, last state CREATING at v".format(TASK, addon, cluster["name"])
             ), later["task"]["name"]
             assert "; up to 2 s more (" in later["task"]["name"]
+        spent_so_far = [spent(t["task"]["name"]) for t in slices[1:]]
+        assert spent_so_far == sorted(set(spent_so_far)) and spent_so_far[0] >= 1, spent_so_far
         assert slices[-1]["hosts"]["localhost"]["timed_out"] is False
         status = sandbox.client("eks").describe_addon(clusterName=cluster["name"], addonName=addon)["addon"]["status"]
         assert status == "ACTIVE"
@@ -71,7 +80,7 @@ def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_chan
     assert [len(slice_tasks(again, addon)) for addon in ("vpc-cni", "kube-proxy")] == [1, 1]
 
 
-def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, slow_addons):
+def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, stuck_addons):
     cluster = create_cluster(sandbox, unique("addon-budget"))
     run = playbook(role_play(tmp_path, cluster["name"], core_addons_wait_timeout=3))
     assert run.returncode != 0
