@@ -101,7 +101,9 @@ def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, in
         cmd.append("--diff")
     if tags:
         cmd += ["--tags", tags]
+    before = os.times()
     proc = subprocess.run(cmd, env=ansible_env(sandbox, env), cwd=str(ROOT), capture_output=True, text=True, timeout=timeout)
+    after = os.times()
     if os.environ.get("SELFMANAGED_EKS_KEEP_RUNS"):
         # Profiling aid: every run's JSON output kept in that directory (task durations are in it).
         keep = Path(os.environ["SELFMANAGED_EKS_KEEP_RUNS"])
@@ -109,6 +111,9 @@ def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, in
         fd, kept = tempfile.mkstemp(prefix=Path(str(playbook)).stem + "-", suffix=".json", dir=str(keep))
         with os.fdopen(fd, "w") as handle:
             handle.write(proc.stdout)
+        with open(kept[:-len(".json")] + ".cpu", "w") as handle:
+            handle.write("{0:.2f} {1:.2f}\n".format(after.children_user + after.children_system - before.children_user - before.children_system,
+                                                      after.elapsed - before.elapsed))
     try:
         output = json.loads(proc.stdout)
     except ValueError:
