@@ -183,3 +183,10 @@ def wait_states(entries, boot_ids):
             parts.append("DaemonSet pods {0} of {1} Ready".format(pods["ready"], pods["total"]))
         states.append(", ".join(parts))
     return states
+
+
+def rebooted(entries, boot_ids):
+    """True when every instance named in `boot_ids` has a Node that reports another bootID than the one given (it rebooted and its
+    kubelet reported since); Ready or not does not matter here."""
+    nodes = dict((e["instance_id"], e["node"]) for e in entries)
+    return all(nodes.get(i) is not None and nodes[i].get("boot_id") not in ("", old) for i, old in boot_ids.items())

@@ -90,3 +90,12 @@ def test_a_rebooted_node_is_back_only_with_a_new_boot_id_ready_and_its_daemonset
 def test_an_instance_without_a_node_is_never_back():
     gone = [{"instance_id": "i-9", "node": None}]
     assert mt.not_back_yet(gone, {}) == ["i-9: no Node"] and mt.wait_states(gone, {"i-9": "x"}) == ["i-9: no Node"]
+
+
+def test_a_node_has_rebooted_once_it_reports_another_boot_id_ready_or_not():
+    boot_ids = {"i-1": "boot-a"}
+    assert not mt.rebooted([status_entry("i-1", "ip-1", False, "boot-a")], boot_ids)
+    assert mt.rebooted([status_entry("i-1", "ip-1", False, "boot-b")], boot_ids)
+    assert not mt.rebooted([{"instance_id": "i-1", "node": None}], boot_ids)
+    assert not mt.rebooted([status_entry("i-1", "ip-1", True, "")], boot_ids), "no bootID reported is no new bootID"
+    assert mt.rebooted([status_entry("i-1", "ip-1", True, "boot-a")], {}), "nothing to reboot is done"
