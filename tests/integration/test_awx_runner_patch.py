@@ -21,8 +21,9 @@ NEW = dict((p.name, p.version) for p in node_packages("new"))
 SURVEY = {"node_patching_hosts": "all", "node_patching_batch": "1", "node_patching_max_unavailable": 1,
           "node_patching_reboot": "auto", "node_patching_security_only": "false", "node_patching_al2023_releasever": ""}
 # The job template's extra vars for node hosts that are containers (PID 1's start time is their boot time).
+# Waits in slices of 1 s (the default is 50): each slice is a line of the job's output.
 TEMPLATE_VARS = {"node_patching_reboot_timeout": 120, "node_patching_ready_timeout": 60, "node_patching_drain_timeout": 60,
-                 "node_patching_lock_wait_timeout": 30}
+                 "node_patching_lock_wait_timeout": 30, "node_patching_wait_progress": 1}
 # A node's steps, in the order a user reads them in the job's output.
 STEPS = ("Drain ", "Upgrade the chosen packages with apt-get on ", "Reboot ", "Wait for the Node Ready", "Uncordon ")
 
@@ -96,6 +97,23 @@ def test_each_node_reports_its_steps_in_its_own_events_in_order(job):
     table = [e for e in job["events"] if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Summary"][-1]
     rows = table["event_data"]["res"]["msg"]
     assert rows[0].split()[:2] == ["host", "node"] and sorted(r.split()[0] for r in rows[1:]) == job["hosts"], rows
+
+
+def test_each_nodes_long_waits_speak_in_its_own_events_a_line_per_slice(job):
+    """Issue #15: every wait of a node is a task line saying what is awaited, its bound and how much of it is spent; a wait
+    longer than a slice goes on with a line per slice saying where the Node stands (AWX idle timeouts)."""
+    later = []
+    for host in job["hosts"]:
+        tasks = [e["event_data"]["task"] for e in job["events"] if e["event"] == "runner_on_ok" and e["event_data"].get("host") == host]
+        firsts = ["Take a slot in the cluster's disruption lock and protect from scale-in, replacement and cluster-autoscaler "
+                  "{0} (waiting up to 1 s, 0 of 30 s spent)".format(host),
+                  "Drain of {0} (node {0}): started; waiting up to 1 s (0 of 60 s spent, node_patching_drain_timeout)".format(host),
+                  "Wait for the Node Ready (a new bootID after a reboot) and its DaemonSet pods Ready, {0} (waiting up to 1 s, 0 of 180 s "
+                  "spent)".format(host)]
+        assert all(first in tasks for first in firsts), (host, [f for f in firsts if f not in tasks], tasks)
+        later += [t for t in tasks if t.startswith("Wait for the Node of {0}: Node {0} ".format(host)) and " s spent, node_patching_" in t]
+    # a rebooted Node takes more than a second to be Ready with its DaemonSet pods again: its state shows in the slices after the first
+    assert later and all(("NotReady" in t or "DaemonSet pods" in t) for t in later), later
 
 
 def test_the_job_ends_with_the_node_patching_summary_artifact(job):
