@@ -65,7 +65,11 @@ def job(sandbox, tmp_path_factory, node_image, node_reports_dir):
         pdd = private_data_dir(work / "pdd", inventory=inventory,
                                extravars=dict(SURVEY, node_patching_boot_time_command=fleet.boot_time_command, **TEMPLATE_VARS),
                                envvars=envvars, settings={"idle_timeout": 120, "job_timeout": 600, "pexpect_timeout": 5})
+        # boots whose Nodes report 3 s after the host restarted: each reboot's wait takes several 1 s slices, whatever the machine's speed
+        slow_boots = [hosts.slow_next_boot(instance, 3) for instance in fleet.instance_ids()]
         run = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/patch.yml", ident="patch", quiet=True)
+        for thread in slow_boots:
+            thread.join(timeout=60)
         yield {"run": run, "events": list(run.events), "artifacts": pdd / "artifacts" / "patch", "fleet": fleet, "boots": boots,
                "hosts": sorted(inventory["_meta"]["hostvars"]), "credentials": credentials,
                "installed": {i: fleet.installed(i) for i in fleet.instance_ids()}, "nodes_after": fleet.nodes()}
@@ -102,7 +106,6 @@ def test_each_node_reports_its_steps_in_its_own_events_in_order(job):
 def test_each_nodes_long_waits_speak_in_its_own_events_a_line_per_slice(job):
     """Issue #15: every wait of a node is a task line saying what is awaited, its bound and how much of it is spent; a wait
     longer than a slice goes on with a line per slice saying where the Node stands (AWX idle timeouts)."""
-    later = []
     for host in job["hosts"]:
         tasks = [e["event_data"]["task"] for e in job["events"] if e["event"] == "runner_on_ok" and e["event_data"].get("host") == host]
         firsts = ["Take a slot in the cluster's disruption lock and protect from scale-in, replacement and cluster-autoscaler "
@@ -111,9 +114,9 @@ def test_each_nodes_long_waits_speak_in_its_own_events_a_line_per_slice(job):
                   "Wait for the Node Ready (a new bootID after a reboot) and its DaemonSet pods Ready, {0} (waiting up to 1 s, 0 of 180 s "
                   "spent)".format(host)]
         assert all(first in tasks for first in firsts), (host, [f for f in firsts if f not in tasks], tasks)
-        later += [t for t in tasks if t.startswith("Wait for the Node of {0}: Node {0} ".format(host)) and " s spent, node_patching_" in t]
-    # a rebooted Node takes more than a second to be Ready with its DaemonSet pods again: its state shows in the slices after the first
-    assert later and all(("NotReady" in t or "DaemonSet pods" in t) for t in later), later
+        # the reboot's wait goes on a slice at a time, each line with where the Node stands and the bound it is in
+        later = [t for t in tasks if t.startswith("Wait for the Node of {0}: Node {0} ".format(host))]
+        assert len(later) >= 2 and "bootID unchanged" in later[0] and "of 180 s spent, node_patching_reboot_timeout)" in later[0], later
 
 
 def test_the_job_ends_with_the_node_patching_summary_artifact(job):

@@ -5,7 +5,7 @@ seconds, each a task line saying what is awaited, where it stands and how much o
 - Another run holds the only slot for the whole wait: the node stops at step lock with a message naming who held it and
   node_patching_lock_wait_timeout; nothing of it was touched.
 - Another run holds the slot for a few seconds, then a PodDisruptionBudget holds the drain for a few seconds, then the
-  node reboots: a line per slice with the state, the run finishes (PID 1 really restarted, the Node has a new bootID),
+  node reboots and its Node reports the new boot a few seconds later: a line per slice with the state, the run finishes (PID 1 really restarted, the Node has a new bootID),
   and a second run changes nothing."""
 
 import json
@@ -18,7 +18,6 @@ import kubernetes
 from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as lock
 from tests.integration.conftest import run_playbook
 from tests.nodehosts.apt_repo import node_packages
-from tests.nodehosts.hosts import BOOT_TIME_COMMAND
 from tests.sandbox.kube import scenarios
 
 PLAYBOOK = "playbooks/patch.yml"
@@ -71,7 +70,7 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
     host, other_node = fleet.node_name(target), fleet.node_name(other)
     policy = kubernetes.client.PolicyV1Api(fleet.api)
     boot_before = fleet.boot_ids()[target]
-    pid1_before = fleet.hosts.exec(target, "sh", "-c", BOOT_TIME_COMMAND).stdout.strip()
+    pid1_before = fleet.hosts.pid1_start(target)
     holder = OtherRun(fleet, other_node)
 
     # The slot stays held: the wait runs out, saying who held it and what bounds the wait; nothing of the node was touched.
@@ -103,8 +102,10 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
 
     releaser = threading.Thread(target=let_go, daemon=True)
     releaser.start()
+    slow_boot = fleet.hosts.slow_next_boot(target, 4)  # and a boot whose Node reports 4 s after PID 1 restarted
     run = patch(sandbox, fleet, host, node_patching_lock_wait_timeout=60)
     releaser.join(timeout=60)
+    slow_boot.join(timeout=60)
     assert run.returncode == 0, failures(run)
 
     slot_lines = lines(run, "Disruption lock slot for {0} (node {0}): slots held by other runs: {1}".format(host, OTHER_RUN))
@@ -116,10 +117,10 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
     # the Node's state as the Kubernetes API shows it (back within the first slice of the reboot's bound, or not), and the bound
     states = [re.search(r"Node \S+ (Ready|NotReady), (new bootID|bootID unchanged)[^;]*; waiting up to 1 s more \(\d+ of 180 s spent, "
                         r"node_patching_(reboot|ready)_timeout\)$", line) for line in node_lines]
-    assert node_lines and all(states), node_lines
+    assert len(node_lines) >= 2 and all(states) and "bootID unchanged" in node_lines[0], node_lines
 
     # The reboot really happened (PID 1 restarted), the Node came back with a new bootID, the packages are the new ones.
-    assert fleet.hosts.exec(target, "sh", "-c", BOOT_TIME_COMMAND).stdout.strip() != pid1_before
+    assert fleet.hosts.pid1_start(target) not in ("", pid1_before)
     node = fleet.nodes()[target]
     assert node.status.node_info.boot_id != boot_before and not node.spec.unschedulable
     assert fleet.installed(target) == NEW
