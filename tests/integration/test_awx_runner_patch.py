@@ -65,8 +65,9 @@ def job(sandbox, tmp_path_factory, node_image, node_reports_dir):
         pdd = private_data_dir(work / "pdd", inventory=inventory,
                                extravars=dict(SURVEY, node_patching_boot_time_command=fleet.boot_time_command, **TEMPLATE_VARS),
                                envvars=envvars, settings={"idle_timeout": 120, "job_timeout": 600, "pexpect_timeout": 5})
-        # boots whose Nodes report 3 s after the host restarted: each reboot's wait takes several 1 s slices, whatever the machine's speed
-        slow_boots = [hosts.slow_next_boot(instance, 3) for instance in fleet.instance_ids()]
+        # boots whose Nodes report 8 s after the host restarted: each reboot's wait takes several 1 s slices (a slice is a module call
+        # of a second or more on a busy controller), whatever the machine's speed
+        slow_boots = [hosts.slow_next_boot(instance, 8) for instance in fleet.instance_ids()]
         run = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/patch.yml", ident="patch", quiet=True)
         for thread in slow_boots:
             thread.join(timeout=60)

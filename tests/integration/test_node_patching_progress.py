@@ -102,7 +102,7 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
 
     releaser = threading.Thread(target=let_go, daemon=True)
     releaser.start()
-    slow_boot = fleet.hosts.slow_next_boot(target, 4)  # and a boot whose Node reports 4 s after PID 1 restarted
+    slow_boot = fleet.hosts.slow_next_boot(target, 8)  # and a boot whose Node reports 8 s after PID 1 restarted
     run = patch(sandbox, fleet, host, node_patching_lock_wait_timeout=60)
     releaser.join(timeout=60)
     slow_boot.join(timeout=60)
