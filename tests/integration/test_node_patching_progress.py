@@ -9,6 +9,7 @@ seconds, each a task line saying what is awaited, where it stands and how much o
   and a second run changes nothing."""
 
 import json
+import os
 import re
 import threading
 import time
@@ -118,6 +119,10 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
     states = [re.search(r"Node \S+ (Ready|NotReady), (new bootID|bootID unchanged)[^;]*; waiting up to 1 s more \(\d+ of 180 s spent, "
                         r"node_patching_(reboot|ready)_timeout\)$", line) for line in node_lines]
     assert len(node_lines) >= 2 and all(states) and "bootID unchanged" in node_lines[0], node_lines
+
+    # The drain's async job file was removed once its result was read (and after the failed drains of the first run too).
+    jobs = [r["results_file"] for t in run.tasks if " : Start draining " in t["task"]["name"] for r in t["hosts"].values() if r.get("results_file")]
+    assert jobs and not [j for j in jobs if os.path.exists(j)], jobs
 
     # The reboot really happened (PID 1 restarted), the Node came back with a new bootID, the packages are the new ones.
     assert fleet.hosts.pid1_start(target) not in ("", pid1_before)
