@@ -7,6 +7,7 @@
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.parsing.convert_bool import boolean
 
+from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock
 from ansible_collections.selfmanaged.eks.plugins.module_utils import maintenance
 from ansible_collections.selfmanaged.eks.plugins.module_utils import patching
 
@@ -122,6 +123,16 @@ def patch_summary_table(rows):
     return patching.summary_table(rows)
 
 
+def patch_lock_state(result, max_unavailable):
+    """The state line of a wait for a disruption lock slot, from a timed-out eks_node_maintenance (or eks_disruption_lock) result."""
+    return disruption_lock.waiting_state(result.get("holders"), result.get("in_use"), max_unavailable)
+
+
+def patch_node_rebooted(result, boot_ids):
+    """Whether the Nodes of an eks_node_maintenance status result (a timed-out wait too) report new bootIDs."""
+    return maintenance.rebooted(result.get("instances") or [], boot_ids or {})
+
+
 def pdbs_worse(before, after):
     return maintenance.pdbs_worse(before, after)
 
@@ -146,5 +157,7 @@ class FilterModule:
             "patch_failure_message": patch_failure_message,
             "patch_summary_rows": patch_summary_rows,
             "patch_summary_table": patch_summary_table,
+            "patch_lock_state": patch_lock_state,
+            "patch_node_rebooted": patch_node_rebooted,
             "pdbs_worse": pdbs_worse,
         }

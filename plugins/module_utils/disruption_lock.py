@@ -275,3 +275,10 @@ def blocked_message(decision, nodes, max_unavailable, slots):
     return ("{0} node(s) ({1}) do not fit: {2} of max_unavailable {3} slots are in use ({4}); wait (wait_timeout), lower "
             "the batch size, or raise max_unavailable".format(
                 len([n for n in nodes if n not in slots]), ", ".join(nodes), len(slots), max_unavailable, described))
+
+
+def waiting_state(holders, in_use, max_unavailable):
+    """What a run waiting for slots reads in its progress line: who holds the slots and how many of the limit are in use,
+    'slots held by other runs: node_patching/a: ip-1, ip-2 (2 of 2 in use)'. `holders` is holders_of's {holder: [nodes]}."""
+    held = "; ".join("{0}: {1}".format(h, ", ".join(nodes)) for h, nodes in sorted((holders or {}).items())) or "nobody"
+    return "slots held by other runs: {0} ({1} of {2} in use)".format(held, int(in_use or 0), max_unavailable)

@@ -138,3 +138,55 @@ def pdbs_worse(before, after):
                 now["name"], now["disruptions_allowed"], now["current_healthy"], now["desired_healthy"],
                 then["disruptions_allowed"], then["current_healthy"]))
     return worse
+
+
+def not_back_yet(entries, boot_ids):
+    """Each instance whose Node is not back yet and why, one line each ([] when all are back).
+
+    `entries` are eks_node_maintenance's status entries ({"instance_id", "node": {...} or None}); `boot_ids` maps instance ids
+    to the bootID read before their reboot: those are back only once their Node reports another bootID.
+    """
+    lines = []
+    for entry in entries:
+        node = entry["node"]
+        if node is None:
+            lines.append("{0}: no Node".format(entry["instance_id"]))
+            continue
+        why = []
+        if not node["ready"]:
+            why.append("not Ready ({0})".format(node["ready_reason"] or "no Ready condition"))
+        old = boot_ids.get(entry["instance_id"])
+        if old and node["boot_id"] == old:
+            why.append("bootID still {0} (not rebooted, or its kubelet has not reported since)".format(old))
+        if node["daemonset_pods"]["not_ready"]:
+            why.append("DaemonSet pods not Ready: {0}".format(", ".join(node["daemonset_pods"]["not_ready"])))
+        if why:
+            lines.append("{0} ({1}): {2}".format(entry["instance_id"], node["name"], "; ".join(why)))
+    return lines
+
+
+def wait_states(entries, boot_ids):
+    """Where each instance's Node stands, one short line each, for a progress line:
+    'Node ip-10-0-1-5.ec2.internal NotReady, bootID unchanged' or '... Ready, new bootID, DaemonSet pods 2 of 2 Ready'."""
+    states = []
+    for entry in entries:
+        node = entry["node"]
+        if node is None:
+            states.append("{0}: no Node".format(entry["instance_id"]))
+            continue
+        parts = ["Node {0} {1}".format(node["name"], "Ready" if node["ready"] else "NotReady")]
+        old = boot_ids.get(entry["instance_id"])
+        if old:
+            parts.append("bootID unchanged" if node["boot_id"] == old else "new bootID")
+        pods = node["daemonset_pods"]
+        if pods["total"]:
+            parts.append("DaemonSet pods {0} of {1} Ready".format(pods["ready"], pods["total"]))
+        states.append(", ".join(parts))
+    return states
+
+
+def rebooted(entries, boot_ids):
+    """True when every instance named in `boot_ids` has a Node that reports another bootID than the one given (it rebooted and its
+    kubelet reported since); Ready or not does not matter here."""
+    nodes = dict((e["instance_id"], e["node"]) for e in entries)
+    return all(nodes.get(i) is not None and nodes[i].get("boot_id") not in ("", old) for i, old in boot_ids.items())

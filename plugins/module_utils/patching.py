@@ -470,7 +470,8 @@ def failure_message(failure, drain_reason):
                 "them was given back. Run again when they are done or the cause is fixed, or raise node_patching_lock_wait_timeout.")
     else:
         tail = ("Nothing of it was kept: it is schedulable as before (the drain's restore), its protection was removed and its "
-                "slot released. Fix the cause (docs/runbooks/draining-a-node.md for drain refusals and timeouts) and run again.")
+                "slot released. Fix the cause (docs/runbooks/draining-a-node.md for drain refusals and timeouts; node_patching_drain_timeout "
+                "bounds each drain) and run again.")
     if failure.get("cleanup_errors"):
         tail += " Cleaning up also failed: {0}.".format("; ".join(failure["cleanup_errors"]))
     return "{0}. {1}".format(head.rstrip(". "), tail)

@@ -249,6 +249,23 @@ waited_seconds:
   description: Seconds waited with O(wait=true).
   returned: when wait is true
   type: float
+wait_state:
+  description:
+    - With O(wait=true), where each instance's Node stood at the last read, one short line each (Ready or NotReady, its
+      C(bootID) new or unchanged for the instances in O(boot_ids), its DaemonSet pods Ready), joined with C(; ).
+    - Returned also when the wait times out, so a role that waits in slices can print it.
+  returned: when wait is true
+  type: str
+  sample: "Node ip-10-0-1-5.ec2.internal NotReady, bootID unchanged"
+timed_out:
+  description:
+    - With O(wait=true), whether the task failed because O(wait_timeout) ran out (and not for another reason), so that a
+      role can wait in slices of O(wait_timeout) and call again.
+    - With O(lock) and O(state=present), the lock's own C(timed_out) (with C(holders), C(in_use), C(free) and C(waited_seconds) of
+      M(selfmanaged.eks.eks_disruption_lock)) when the task failed because O(lock.wait_timeout) ran out before a slot was free;
+      nothing was protected then.
+  returned: when wait is true, or when the lock wait timed out
+  type: bool
 """
 
 import datetime
@@ -498,27 +515,6 @@ class Maintenance:
         return dict(record["in_place"])
 
 
-def wait_message(entries, boot_ids):
-    """Each instance that is not there yet and why."""
-    lines = []
-    for entry in entries:
-        node = entry["node"]
-        if node is None:
-            lines.append("{0}: no Node".format(entry["instance_id"]))
-            continue
-        why = []
-        if not node["ready"]:
-            why.append("not Ready ({0})".format(node["ready_reason"] or "no Ready condition"))
-        old = boot_ids.get(entry["instance_id"])
-        if old and node["boot_id"] == old:
-            why.append("bootID still {0} (not rebooted, or its kubelet has not reported since)".format(old))
-        if node["daemonset_pods"]["not_ready"]:
-            why.append("DaemonSet pods not Ready: {0}".format(", ".join(node["daemonset_pods"]["not_ready"])))
-        if why:
-            lines.append("{0} ({1}): {2}".format(entry["instance_id"], node["name"], "; ".join(why)))
-    return lines
-
-
 def slots_call(module, work, lock_state):
     """With O(lock): take (acquired) or give back (released) the slots of the instances' Nodes in the disruption lock, as
     eks_disruption_lock would; the lock's result, or None without O(lock)."""
@@ -604,17 +600,21 @@ def main():
             if params["wait"]:
                 # The first reads come quickly (a node is often back within a second of its reboot), then every wait_delay.
                 try:
-                    entries = wait_until(fetch, lambda e: not wait_message(e, boot_ids), lambda e: "; ".join(wait_message(e or [], boot_ids)),
+                    entries = wait_until(fetch, lambda e: not mt.not_back_yet(e, boot_ids), lambda e: "; ".join(mt.not_back_yet(e or [], boot_ids)),
                                          params["wait_timeout"], "Ready nodes", delay=min(FIRST_WAIT_DELAY, params["wait_delay"]),
                                          max_delay=params["wait_delay"])
                 except WaitTimeout:
+                    # timed_out (not another failure): a role waiting in slices calls again; wait_state says where each node stands.
                     module.fail_json(msg="timed out after {0}s waiting for Ready nodes: {1}. See docs/runbooks/patching.md".format(
-                        params["wait_timeout"], "; ".join(wait_message(polls[-1], boot_ids))), instances=polls[-1])
+                        params["wait_timeout"], "; ".join(mt.not_back_yet(polls[-1], boot_ids))), instances=polls[-1], timed_out=True,
+                        wait_state="; ".join(mt.wait_states(polls[-1], boot_ids)), waited_seconds=round(time.monotonic() - started, 1))
             else:
                 entries = fetch()
             result["cluster"], result["pdbs"] = cluster_status(api_client)
             if params["wait"]:
                 result["waited_seconds"] = round(time.monotonic() - started, 1)
+                result["wait_state"] = "; ".join(mt.wait_states(entries, boot_ids))
+                result["timed_out"] = False
         else:
             before = [dict(i["protections"], maintenance=i["maintenance"]) for i in work.report()]
             # The slot first and the protections after it; the protections off before the slot is given back.

@@ -21,8 +21,9 @@ NEW = dict((p.name, p.version) for p in node_packages("new"))
 SURVEY = {"node_patching_hosts": "all", "node_patching_batch": "1", "node_patching_max_unavailable": 1,
           "node_patching_reboot": "auto", "node_patching_security_only": "false", "node_patching_al2023_releasever": ""}
 # The job template's extra vars for node hosts that are containers (PID 1's start time is their boot time).
+# Waits in slices of 1 s (the default is 50): each slice is a line of the job's output.
 TEMPLATE_VARS = {"node_patching_reboot_timeout": 120, "node_patching_ready_timeout": 60, "node_patching_drain_timeout": 60,
-                 "node_patching_lock_wait_timeout": 30}
+                 "node_patching_lock_wait_timeout": 30, "node_patching_wait_progress": 1}
 # A node's steps, in the order a user reads them in the job's output.
 STEPS = ("Drain ", "Upgrade the chosen packages with apt-get on ", "Reboot ", "Wait for the Node Ready", "Uncordon ")
 
@@ -64,7 +65,12 @@ def job(sandbox, tmp_path_factory, node_image, node_reports_dir):
         pdd = private_data_dir(work / "pdd", inventory=inventory,
                                extravars=dict(SURVEY, node_patching_boot_time_command=fleet.boot_time_command, **TEMPLATE_VARS),
                                envvars=envvars, settings={"idle_timeout": 120, "job_timeout": 600, "pexpect_timeout": 5})
+        # boots whose Nodes report 8 s after the host restarted: each reboot's wait takes several 1 s slices (a slice is a module call
+        # of a second or more on a busy controller), whatever the machine's speed
+        slow_boots = [hosts.slow_next_boot(instance, 8) for instance in fleet.instance_ids()]
         run = ansible_runner.run(private_data_dir=str(pdd), playbook="playbooks/patch.yml", ident="patch", quiet=True)
+        for thread in slow_boots:
+            thread.join(timeout=60)
         yield {"run": run, "events": list(run.events), "artifacts": pdd / "artifacts" / "patch", "fleet": fleet, "boots": boots,
                "hosts": sorted(inventory["_meta"]["hostvars"]), "credentials": credentials,
                "installed": {i: fleet.installed(i) for i in fleet.instance_ids()}, "nodes_after": fleet.nodes()}
@@ -96,6 +102,22 @@ def test_each_node_reports_its_steps_in_its_own_events_in_order(job):
     table = [e for e in job["events"] if e["event"] == "runner_on_ok" and e["event_data"].get("task") == "Summary"][-1]
     rows = table["event_data"]["res"]["msg"]
     assert rows[0].split()[:2] == ["host", "node"] and sorted(r.split()[0] for r in rows[1:]) == job["hosts"], rows
+
+
+def test_each_nodes_long_waits_speak_in_its_own_events_a_line_per_slice(job):
+    """Issue #15: every wait of a node is a task line saying what is awaited, its bound and how much of it is spent; a wait
+    longer than a slice goes on with a line per slice saying where the Node stands (AWX idle timeouts)."""
+    for host in job["hosts"]:
+        tasks = [e["event_data"]["task"] for e in job["events"] if e["event"] == "runner_on_ok" and e["event_data"].get("host") == host]
+        firsts = ["Take a slot in the cluster's disruption lock and protect from scale-in, replacement and cluster-autoscaler "
+                  "{0} (waiting up to 1 s, 0 of 30 s spent)".format(host),
+                  "Drain of {0} (node {0}): started; waiting up to 1 s (0 of 60 s spent, node_patching_drain_timeout)".format(host),
+                  "Wait for the Node Ready (a new bootID after a reboot) and its DaemonSet pods Ready, {0} (waiting up to 1 s, 0 of 180 s "
+                  "spent)".format(host)]
+        assert all(first in tasks for first in firsts), (host, [f for f in firsts if f not in tasks], tasks)
+        # the reboot's wait goes on a slice at a time, each line with where the Node stands and the bound it is in
+        later = [t for t in tasks if t.startswith("Wait for the Node of {0}: Node {0} ".format(host))]
+        assert len(later) >= 2 and "bootID unchanged" in later[0] and "of 180 s spent, node_patching_reboot_timeout)" in later[0], later
 
 
 def test_the_job_ends_with_the_node_patching_summary_artifact(job):

@@ -149,10 +149,14 @@ def test_a_reboot_that_never_comes_back_stops_the_run_at_that_node_and_a_rerun_a
     first, second = fleet.ids
     node_hosts.hold_next_boot(first)
 
-    stopped = fleet.run(node_patching_ready_timeout=15)
+    stopped = fleet.run(node_patching_reboot_timeout=15, node_patching_wait_progress=5)
     text = failure_text(stopped)
     assert stopped.returncode != 0
-    assert "{0} (node {1}, instance {0}) failed at step wait".format(first, fleet.node_of[first]) in text, text[-3000:]
+    # the host restarted but its Node never reported the new boot: it did not come back from its reboot, and the message says
+    # what was awaited, where the Node stood and which variable bounds the wait
+    assert "{0} (node {1}, instance {0}) failed at step reboot".format(first, fleet.node_of[first]) in text, text[-3000:]
+    assert "node {0} did not come back from its reboot within node_patching_reboot_timeout 15 s".format(fleet.node_of[first]) in text
+    assert "last state: Node {0} NotReady, bootID unchanged".format(fleet.node_of[first]) in text, text[-3000:]
     assert "run the playbook again" in text
     assert fleet.cordoned(first) and fleet.protected(first) and json.loads(fleet.maintenance_tag(first))["reason"] == "patch"
     assert fleet.versions(second) == OLD and not fleet.cordoned(second), "the next batch is untouched"

@@ -4,6 +4,7 @@ bad input is refused before anything changes; groups roll together, and a drain 
 cluster-autoscaler: test_node_rollout_protection.py; each file has its own cluster so that they run side by side.)"""
 
 import json
+import os
 
 import pytest
 
@@ -123,6 +124,9 @@ def test_groups_roll_together_and_a_drain_held_by_a_pdb_says_so_while_it_waits(e
     # The blocked drain printed a line per slice while it ran, saying which nodes it drains and for how long.
     running = [n for n in task_names if " : Drain of " in n and ": running, " in n]
     assert len(running) >= 2, task_names
+    # and each drain's async job file is gone once its result was read (nothing left behind in the controller's async directory)
+    jobs = [r["results_file"] for t in run.tasks if " : Start draining " in t["task"]["name"] for r in t["hosts"].values() if r.get("results_file")]
+    assert jobs and not [j for j in jobs if os.path.exists(j)], jobs
     for group, name in zip(("duo1", "duo2"), names):
         after = group_now(env, module_runner, group)
         assert len(serving(after)) == 2 and not any(i["outdated"] for i in serving(after))

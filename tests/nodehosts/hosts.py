@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -171,6 +172,28 @@ class NodeHosts:
     def hold_next_boot(self, instance_id: str) -> None:
         """The host's next boot "never comes back": its reporter stays silent until ``release_boot``."""
         (self.control_dir(instance_id) / "hold-boot").write_text("")
+
+    def pid1_start(self, instance_id: str) -> str:
+        """PID 1's start time (``BOOT_TIME_COMMAND``), "" while the host is down: it changes with each reboot."""
+        done = self.exec(instance_id, "sh", "-c", BOOT_TIME_COMMAND, check=False, timeout=30)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    def slow_next_boot(self, instance_id: str, seconds: float, timeout: float = 600.0) -> threading.Thread:
+        """The host's next boot reports (its Node follows) only ``seconds`` after PID 1 restarted: a slow boot, so that a wait
+        for it takes several slices whatever the machine's speed. Returns the thread that releases it (joined by the caller)."""
+        before = self.pid1_start(instance_id)
+        self.hold_next_boot(instance_id)
+
+        def release():
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and self.pid1_start(instance_id) in ("", before):
+                time.sleep(0.2)
+            time.sleep(seconds)
+            self.release_boot(instance_id)
+
+        thread = threading.Thread(target=release, daemon=True)
+        thread.start()
+        return thread
 
     def release_boot(self, instance_id: str) -> None:
         """The fix: a held boot completes (the reporter starts reporting a new boot id)."""

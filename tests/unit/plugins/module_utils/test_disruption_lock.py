@@ -211,3 +211,12 @@ def test_acquire_never_leaves_more_than_max_unavailable_slots(max_unavailable, s
         assert lock.parse_slots(lock.serialise_slots(slots)) == slots
         live, _ = lock.live_slots(slots, now, lambda node: node not in unavailable)
         assert len(live) <= max_unavailable
+
+
+def test_a_waiting_run_reads_who_holds_the_slots_and_how_many_of_the_limit_are_in_use():
+    slots = {}
+    for node, holder in (("ip-2", "node_patching/b"), ("ip-1", "node_patching/b"), ("ip-3", "node_rollout/c")):
+        slots[node] = lock.new_entry(holder, "patch", NOW, TTL)
+    assert lock.waiting_state(lock.holders_of(slots), len(slots), 3) == (
+        "slots held by other runs: node_patching/b: ip-1, ip-2; node_rollout/c: ip-3 (3 of 3 in use)")
+    assert lock.waiting_state({}, 0, 1) == "slots held by other runs: nobody (0 of 1 in use)"

@@ -62,3 +62,40 @@ def test_a_pdb_is_worse_with_fewer_disruptions_allowed_or_newly_below_its_desire
     assert mt.pdbs_worse([pdb(0, 2, 3)], [pdb(0, 2, 3)]) == []  # already unhealthy before: not this batch's doing
     assert mt.pdbs_worse([], [pdb(0, 0, 3, "new")]) == []
     assert mt.pdb_status({"metadata": {"namespace": "a", "name": "b"}, "status": {"disruptionsAllowed": 2}})["disruptions_allowed"] == 2
+
+
+def status_entry(instance_id, name, ready, boot_id, not_ready_pods=(), total_pods=2, reason="KubeletNotReady"):
+    return {"instance_id": instance_id, "node": {
+        "name": name, "ready": ready, "ready_reason": "" if ready else reason, "boot_id": boot_id,
+        "daemonset_pods": {"total": total_pods, "ready": total_pods - len(not_ready_pods), "not_ready": list(not_ready_pods)}}}
+
+
+def test_a_rebooted_node_is_back_only_with_a_new_boot_id_ready_and_its_daemonset_pods_ready():
+    boot_ids = {"i-1": "boot-a"}
+    before_reboot = [status_entry("i-1", "ip-1", True, "boot-a")]
+    assert mt.not_back_yet(before_reboot, boot_ids) == [
+        "i-1 (ip-1): bootID still boot-a (not rebooted, or its kubelet has not reported since)"]
+    assert mt.wait_states(before_reboot, boot_ids) == ["Node ip-1 Ready, bootID unchanged, DaemonSet pods 2 of 2 Ready"]
+    rebooting = [status_entry("i-1", "ip-1", False, "boot-b", not_ready_pods=["kube-system/aws-node-x"])]
+    assert mt.not_back_yet(rebooting, boot_ids) == [
+        "i-1 (ip-1): not Ready (KubeletNotReady); DaemonSet pods not Ready: kube-system/aws-node-x"]
+    assert mt.wait_states(rebooting, boot_ids) == ["Node ip-1 NotReady, new bootID, DaemonSet pods 1 of 2 Ready"]
+    back = [status_entry("i-1", "ip-1", True, "boot-b")]
+    assert mt.not_back_yet(back, boot_ids) == []
+    # without a reboot (no bootID given), Ready with its DaemonSet pods is enough; the state line says nothing of boots
+    assert mt.not_back_yet(before_reboot, {}) == []
+    assert mt.wait_states([status_entry("i-1", "ip-1", True, "boot-a", total_pods=0)], {}) == ["Node ip-1 Ready"]
+
+
+def test_an_instance_without_a_node_is_never_back():
+    gone = [{"instance_id": "i-9", "node": None}]
+    assert mt.not_back_yet(gone, {}) == ["i-9: no Node"] and mt.wait_states(gone, {"i-9": "x"}) == ["i-9: no Node"]
+
+
+def test_a_node_has_rebooted_once_it_reports_another_boot_id_ready_or_not():
+    boot_ids = {"i-1": "boot-a"}
+    assert not mt.rebooted([status_entry("i-1", "ip-1", False, "boot-a")], boot_ids)
+    assert mt.rebooted([status_entry("i-1", "ip-1", False, "boot-b")], boot_ids)
+    assert not mt.rebooted([{"instance_id": "i-1", "node": None}], boot_ids)
+    assert not mt.rebooted([status_entry("i-1", "ip-1", True, "")], boot_ids), "no bootID reported is no new bootID"
+    assert mt.rebooted([status_entry("i-1", "ip-1", True, "boot-a")], {}), "nothing to reboot is done"

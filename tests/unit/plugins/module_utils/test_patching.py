@@ -265,6 +265,7 @@ def test_a_failed_drain_says_nothing_was_kept_and_a_full_lock_says_who_to_wait_f
     drained = pt.failure_message({"host": "h1", "node": "n1", "instance_id": "i-1", "step": "drain", "error": "PDB web", "kept": False,
                                   "cleanup_errors": ["HTTP 500"]}, REASON)
     assert "Nothing of it was kept" in drained and drained.endswith("Cleaning up also failed: HTTP 500.")
+    assert "node_patching_drain_timeout bounds each drain" in drained, "a drain that ran out names the variable that bounds it"
     locked = pt.failure_message({"host": "h1", "step": "lock", "error": "no free slot", "kept": False}, REASON)
     # The slot and the protection are one call: the message covers either failing, and says nothing was kept.
     assert "It was not drained: the cluster's disruption lock had no free slot for it" in locked
