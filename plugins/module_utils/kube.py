@@ -233,7 +233,8 @@ class KubeClient:
     def request(self, method, path, query=None, body=None, headers=None, timeout=None, stream=False):
         """The urllib3 response to `method` `path`?`query`; raises KubeApiError for a non-2xx answer.
 
-        `body` is bytes; `timeout` seconds for the whole request (None: none); with `stream` the
+        `body` is bytes; `timeout` seconds for the whole request, or a (connect, read) pair (between
+        two reads of a streamed answer), None for none; with `stream` the
         body is left unread (the caller reads it and releases the connection).
         """
         url = self.host + path + ("?" + urlencode(list(query)) if query else "")
@@ -241,7 +242,11 @@ class KubeClient:
         token = self._authorization() if self._authorization else None
         if token:
             headers["Authorization"] = token
-        options = dict(timeout=urllib3.Timeout(total=timeout)) if timeout else {}
+        options = {}
+        if isinstance(timeout, tuple):
+            options["timeout"] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        elif timeout:
+            options["timeout"] = urllib3.Timeout(total=timeout)
         response = self._pool.request(method, url, body=body, headers=headers, preload_content=not stream, **options)
         if not 200 <= response.status < 300:
             data = response.data
@@ -339,7 +344,7 @@ def request_json(client, method, path, query=None, body=None, content_type="appl
     """`method` `path` with a JSON `body` (dict or None); the answer parsed (None when empty).
 
     `content_type` for PATCH: "application/merge-patch+json" or "application/strategic-merge-patch+json".
-    `timeout`: seconds for this request (connect and read). Raises KubeApiError for a non-2xx answer
+    `timeout`: seconds for this request, or (connect, read) seconds. Raises KubeApiError for a non-2xx answer
     (its `status`, `body` and `headers` tell 429 from 500 and carry Retry-After).
     """
     headers = {"Accept": "application/json"}

@@ -325,9 +325,12 @@ def test_a_request_timeout_fails_fast_as_a_transport_error():
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1)  # accepts the connection, never answers
+    client = KubeClient("http://127.0.0.1:{0}".format(listener.getsockname()[1]))
     try:
         with pytest.raises(TransportError):
-            get_json(KubeClient("http://127.0.0.1:{0}".format(listener.getsockname()[1])), "/api/v1/nodes", timeout=0.5)
+            get_json(client, "/api/v1/nodes", timeout=0.5)
+        with pytest.raises(TransportError):  # (connect, read), as a watch sets a read timeout longer than the watch
+            list(watch_events(client, "/api/v1/pods", timeout=(0.5, 0.5)))
     finally:
         listener.close()
 
