@@ -31,7 +31,6 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import cl
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import decode_user_data
 
 
-
 class FleetReport:
     """One run: read the groups, their instances and Nodes; diagnose the instances without an available Node."""
 

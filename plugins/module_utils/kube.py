@@ -22,8 +22,16 @@ from urllib.parse import urlencode, urlsplit
 
 # urllib3 costs nothing here: botocore has imported it already. The kubernetes library is
 # imported only for a kubeconfig (kubeconfig_settings), where it reads the file.
-import urllib3
-from urllib3.exceptions import HTTPError as TransportError  # noqa: F401 pylint: disable=unused-import
+try:
+    import urllib3
+    from urllib3.exceptions import HTTPError as TransportError  # noqa: F401 pylint: disable=unused-import
+
+    URLLIB3_IMPORT_ERROR = None
+except ImportError as exc:
+    URLLIB3_IMPORT_ERROR = exc
+
+    class TransportError(Exception):
+        """Stands in for urllib3's HTTPError, so that `except` clauses still work; kube_api_client() reports the missing library."""
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 
@@ -307,6 +315,9 @@ def kube_api_client(module, cluster=None, pool_size=None):
     `pool_size`: connections kept per host, for a module that calls from that many threads at once.
     Fails the module with a message that says what to do when the cluster cannot be reached.
     """
+    if URLLIB3_IMPORT_ERROR is not None:
+        module.fail_json(msg="the urllib3 Python library is required for the Kubernetes API calls: pip install urllib3",
+                         exception=str(URLLIB3_IMPORT_ERROR))
     params = module.params
     try:
         method = connection_method(params)

@@ -248,7 +248,12 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
 )
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_of
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeApiError, KubeConnectionError, connection_method, kube_api_client, request_json
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeConnectionError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import connection_method
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
 
 
 def read_configmap(api):

@@ -290,7 +290,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import drain as plan
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeApiError, TransportError, kube_api_client, request_json, watch_events
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeApiError, TransportError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client, request_json, watch_events
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
