@@ -213,7 +213,7 @@ class KubeClient:
     before every request, so that a token source can renew an expiring token; `verify`, `ca_file`,
     `cert_file`/`key_file` and `tls_server_name` are the TLS settings; `proxy` a proxy URL for
     every request (None: direct); `pool_size` the connections kept open, for callers in that
-    many threads at once.
+    many threads at once (at least DEFAULT_POOL_SIZE, as the kubernetes library kept on two cores).
     """
 
     DEFAULT_POOL_SIZE = 10
@@ -224,7 +224,7 @@ class KubeClient:
         self.proxy = proxy
         self._authorization = authorization
         pool_args = dict(cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE", ca_certs=ca_file, cert_file=cert_file,
-                         key_file=key_file, maxsize=pool_size or self.DEFAULT_POOL_SIZE)
+                         key_file=key_file, maxsize=max(pool_size or 0, self.DEFAULT_POOL_SIZE))
         if tls_server_name:
             pool_args["server_hostname"] = tls_server_name
         if not proxy:

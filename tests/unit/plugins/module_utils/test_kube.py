@@ -202,6 +202,14 @@ def test_proxy_options_win_over_the_environment():
     assert proxy_settings({}, {}) == (None, "")
 
 
+def test_a_kubeconfig_without_the_kubernetes_library_says_what_to_install_or_use_instead(tmp_path, monkeypatch):
+    for name in [n for n in list(sys.modules) if n == "kubernetes" or n.startswith("kubernetes.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "kubernetes", None)
+    with pytest.raises(KubeConnectionError, match=r"kubeconfig and context options need the kubernetes Python library.*pip install.*cluster_name"):
+        kubeconfig_settings({"kubeconfig": write_kubeconfig(tmp_path, "https://a.example"), "context": None})
+
+
 def test_exempt_hosts_go_direct_and_others_through_the_proxy():
     assert effective_proxy({"proxy": "http://p:3128"}, "https://abc.eks.amazonaws.com", environ={}) == "http://p:3128"
     assert effective_proxy({"proxy": "http://p:3128", "no_proxy": ".amazonaws.com"}, "https://abc.eks.amazonaws.com", environ={}) is None
