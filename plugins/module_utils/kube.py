@@ -24,6 +24,7 @@ from urllib.parse import urlencode, urlsplit
 # imported only for a kubeconfig (kubeconfig_settings), where it reads the file.
 try:
     import urllib3
+    # A network failure, for the modules' `except` clauses (a refusal is a KubeApiError).
     from urllib3.exceptions import HTTPError as TransportError  # noqa: F401 pylint: disable=unused-import
 
     URLLIB3_IMPORT_ERROR = None
@@ -221,7 +222,6 @@ class KubeClient:
     def __init__(self, host, authorization=None, verify=True, ca_file=None, cert_file=None, key_file=None,
                  tls_server_name=None, proxy=None, pool_size=None):
         self.host = host.rstrip("/")
-        self.proxy = proxy
         self._authorization = authorization
         pool_args = dict(cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE", ca_certs=ca_file, cert_file=cert_file,
                          key_file=key_file, maxsize=max(pool_size or 0, self.DEFAULT_POOL_SIZE))
@@ -241,9 +241,9 @@ class KubeClient:
     def request(self, method, path, query=None, body=None, headers=None, timeout=None, stream=False):
         """The urllib3 response to `method` `path`?`query`; raises KubeApiError for a non-2xx answer.
 
-        `body` is bytes; `timeout` seconds for the whole request, or a (connect, read) pair (between
-        two reads of a streamed answer), None for none; with `stream` the
-        body is left unread (the caller reads it and releases the connection).
+        `body` is bytes; `timeout` seconds for the whole request, or a (connect, read) pair (read:
+        between two reads of a streamed answer), None for none; with `stream` the body is left
+        unread (the caller reads it and releases the connection).
         """
         url = self.host + path + ("?" + urlencode(list(query)) if query else "")
         headers = dict(headers or {})
