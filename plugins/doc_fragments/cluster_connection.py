@@ -18,6 +18,8 @@ options:
     description:
       - Path to a kubeconfig file, for clusters reached another way.
       - Takes precedence over the EKS token made from O(cluster_name).
+      - O(kubeconfig) and O(context) need the C(kubernetes) Python library (>= 29.0.0, not 37.0.2), which reads the
+        kubeconfig (exec plugins, client certificates, tokens). O(cluster_name) and O(host) do not use it.
     type: path
   context:
     description:
@@ -60,7 +62,7 @@ options:
         O(proxy).
     type: str
 requirements:
-  - kubernetes >= 29.0.0
+  - urllib3, for the Kubernetes API calls (botocore depends on it)
 notes:
   - The EKS token is signed in-process (the C(k8s-aws-v1.) presigned STS GetCallerIdentity
     scheme) and refreshed before its 15 minutes of validity run out during long operations.

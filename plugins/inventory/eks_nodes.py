@@ -25,7 +25,7 @@ requirements:
   - python >= 3.9
   - boto3 >= 1.34.0
   - botocore >= 1.34.0
-  - kubernetes (only with O(kubernetes=true))
+  - urllib3 (only with O(kubernetes=true); botocore depends on it)
   - PyYAML (a dependency of ansible-core)
 extends_documentation_fragment:
   - inventory_cache

@@ -46,6 +46,11 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import princip
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import principal_arn_of_caller as caller_mapping_arn
 from ansible_collections.selfmanaged.eks.plugins.module_utils.arn import role_arn_without_path as strip_role_path
 
+# Where the ConfigMap lives, and its Kubernetes API paths (the collection and one object).
+NAMESPACE = "kube-system"
+NAME = "aws-auth"
+CONFIGMAPS_PATH = "/api/v1/namespaces/{0}/configmaps".format(NAMESPACE)
+AWS_AUTH_PATH = "{0}/{1}".format(CONFIGMAPS_PATH, NAME)
 SECTIONS = ("mapRoles", "mapUsers", "mapAccounts")
 ARN_KEYS = {"mapRoles": "rolearn", "mapUsers": "userarn"}
 OPTION_OF_SECTION = {"mapRoles": "map_roles", "mapUsers": "map_users", "mapAccounts": "map_accounts"}

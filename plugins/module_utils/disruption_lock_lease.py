@@ -14,13 +14,9 @@ wait_timeout, lease_name, lease_namespace, cluster_name); failures end the modul
 import random
 import time
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    ApiException = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as lock
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet import compact_node, is_available
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
 
 REQUEST_TIMEOUT = (10, 30)
@@ -47,7 +43,7 @@ class LeaseApi:
     def read(self):
         try:
             return self.call("GET", "{0}/{1}".format(self.collection, self.name))
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -61,7 +57,7 @@ class LeaseApi:
     def node(self, name):
         try:
             return self.call("GET", "/api/v1/nodes/" + name)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -171,7 +167,7 @@ def run(module, api, params=None):
                                params["lease_name"], now)
         try:
             written = api.write(lease, body)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status != 409:
                 raise
             conflicts += 1

@@ -10,12 +10,8 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    ApiException = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import AWS_AUTH_PATH
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describe_or_none
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
@@ -26,14 +22,13 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import d
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import resolve_template_versions
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import template_specs
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import get_json
 from ansible_collections.selfmanaged.eks.plugins.module_utils.nodegroup import image_bootstrap_format
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import UserDataError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import bootstrap_mismatches
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import cluster_bootstrap_info
 from ansible_collections.selfmanaged.eks.plugins.module_utils.userdata import decode_user_data
-
-AWS_AUTH_PATH = "/api/v1/namespaces/kube-system/configmaps/aws-auth"
 
 
 class FleetReport:
@@ -179,7 +174,7 @@ class FleetReport:
                 mapped = fleet.aws_auth_maps_node_role(self.aws_auth_data(), role_arn)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             return fleet.node_role_authorization(self.name, self.mode, role_arn, unknown_reason="DescribeAccessEntry failed ({0})".format(exc))
-        except ApiException as exc:
+        except KubeApiError as exc:
             return fleet.node_role_authorization(self.name, self.mode, role_arn,
                                                  unknown_reason="kube-system/aws-auth cannot be read (HTTP {0} {1})".format(exc.status, exc.reason))
         return fleet.node_role_authorization(self.name, self.mode, role_arn, entry_type, mapped)
@@ -187,7 +182,7 @@ class FleetReport:
     def aws_auth_data(self):
         try:
             return get_json(self.api_client, AWS_AUTH_PATH).get("data")
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise

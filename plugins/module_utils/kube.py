@@ -18,17 +18,21 @@ import ipaddress
 import json
 import os
 import tempfile
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
+# urllib3 costs nothing here: botocore has imported it already. The kubernetes library is
+# imported only for a kubeconfig (kubeconfig_settings), where it reads the file.
 try:
-    import kubernetes
-    from kubernetes.client import ApiClient, Configuration
+    import urllib3
+    # A network failure, for the modules' `except` clauses (a refusal is a KubeApiError).
+    from urllib3.exceptions import HTTPError as TransportError  # noqa: F401 pylint: disable=unused-import
 
-    HAS_KUBERNETES = True
-    KUBERNETES_IMPORT_ERROR = None
+    URLLIB3_IMPORT_ERROR = None
 except ImportError as exc:
-    HAS_KUBERNETES = False
-    KUBERNETES_IMPORT_ERROR = exc
+    URLLIB3_IMPORT_ERROR = exc
+
+    class TransportError(Exception):
+        """Stands in for urllib3's HTTPError, so that `except` clauses still work; kube_api_client() reports the missing library."""
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
 
@@ -141,8 +145,8 @@ def bypasses_proxy(host, no_proxy):
 def proxy_settings(params, environ):
     """(proxy URL or None, no_proxy rules) for the API server: the module options, else the environment.
 
-    The kubernetes client ignores HTTPS_PROXY/NO_PROXY; this reads them as curl does
-    (HTTPS_PROXY for https servers, HTTP_PROXY for http ones, lower case too).
+    The environment is read as curl reads it (HTTPS_PROXY for https servers, HTTP_PROXY for
+    http ones, lower case too).
     """
     host = params.get("host") or ""
     scheme = "HTTP" if host.startswith("http://") else "HTTPS"
@@ -153,20 +157,6 @@ def proxy_settings(params, environ):
     if no_proxy is None:
         no_proxy = environ.get("NO_PROXY") or environ.get("no_proxy") or ""
     return (proxy or None), no_proxy
-
-
-def apply_proxy(configuration, params, environ=None):
-    """Send the configuration's requests through the proxy of proxy_settings(), unless no_proxy exempts its host.
-
-    Set in full either way: recent kubernetes clients read the environment's proxies on their
-    own (urllib's way, where an empty no_proxy hides NO_PROXY), older ones not at all. A proxy
-    the configuration already has (a kubeconfig's proxy-url) stays when nothing else is set.
-    """
-    proxy, no_proxy = proxy_settings(dict(params, host=params.get("host") or configuration.host), os.environ if environ is None else environ)
-    proxy = proxy or getattr(configuration, "proxy", None)
-    configuration.proxy = proxy if proxy and not bypasses_proxy(configuration.host, no_proxy) else None
-    configuration.no_proxy = no_proxy or None
-    return configuration
 
 
 def write_ca_file(ca_data_b64, directory=None):
@@ -181,144 +171,213 @@ def write_ca_file(ca_data_b64, directory=None):
     return path
 
 
-def eks_configuration(cluster, token_source, ca_dir=None):
-    """A kubernetes Configuration for an ACTIVE EKS cluster dict, authenticated by `token_source`."""
+def effective_proxy(params, host, configured=None, environ=None):
+    """The proxy URL the requests to `host` go through, or None: proxy_settings(), unless no_proxy exempts `host`.
+
+    `configured` is a proxy the connection already names (a kubeconfig's proxy-url); it is used
+    when neither the options nor the environment name one.
+    """
+    proxy, no_proxy = proxy_settings(dict(params, host=params.get("host") or host), os.environ if environ is None else environ)
+    proxy = proxy or configured
+    return proxy if proxy and not bypasses_proxy(host, no_proxy) else None
+
+
+class KubeApiError(Exception):
+    """A non-2xx answer of the Kubernetes API.
+
+    `status` (int), `reason` (str), `body` (the answer's text, often a JSON Status) and `headers`
+    (case-insensitive, e.g. `headers.get("Retry-After")`) tell a 404 from a 409, a 429 from a 500.
+    """
+
+    def __init__(self, status, reason, body="", headers=None, method=None, path=None):
+        self.status = status
+        self.reason = reason
+        self.body = body
+        self.headers = headers if headers is not None else {}
+        self.method = method
+        self.path = path
+        super().__init__(status, reason, body)
+
+    def __str__(self):
+        try:
+            detail = json.loads(self.body).get("message") or ""
+        except (ValueError, TypeError, AttributeError):
+            detail = (self.body or "").strip()[:200]
+        where = " ({0} {1})".format(self.method, self.path) if self.method else ""
+        return "HTTP {0} {1}{2}{3}".format(self.status, self.reason, where, ": " + detail if detail else "")
+
+
+class KubeClient:
+    """HTTPS requests to one Kubernetes API server, on urllib3 (no kubernetes library).
+
+    `authorization`: a callable returning the Authorization header's value (or None), called
+    before every request, so that a token source can renew an expiring token; `verify`, `ca_file`,
+    `cert_file`/`key_file` and `tls_server_name` are the TLS settings; `proxy` a proxy URL for
+    every request (None: direct); `pool_size` the connections kept open, for callers in that
+    many threads at once (at least DEFAULT_POOL_SIZE, as the kubernetes library kept on two cores).
+    """
+
+    DEFAULT_POOL_SIZE = 10
+
+    def __init__(self, host, authorization=None, verify=True, ca_file=None, cert_file=None, key_file=None,
+                 tls_server_name=None, proxy=None, pool_size=None):
+        self.host = host.rstrip("/")
+        self._authorization = authorization
+        pool_args = dict(cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE", ca_certs=ca_file, cert_file=cert_file,
+                         key_file=key_file, maxsize=max(pool_size or 0, self.DEFAULT_POOL_SIZE))
+        if tls_server_name:
+            pool_args["server_hostname"] = tls_server_name
+        if not proxy:
+            self._pool = urllib3.PoolManager(**pool_args)
+        elif proxy.startswith("socks"):
+            from urllib3.contrib.socks import SOCKSProxyManager
+
+            self._pool = SOCKSProxyManager(proxy, **pool_args)
+        else:
+            auth = urllib3.util.parse_url(proxy).auth
+            headers = urllib3.util.make_headers(proxy_basic_auth=auth) if auth else None
+            self._pool = urllib3.ProxyManager(proxy, proxy_headers=headers, **pool_args)
+
+    def request(self, method, path, query=None, body=None, headers=None, timeout=None, stream=False):
+        """The urllib3 response to `method` `path`?`query`; raises KubeApiError for a non-2xx answer.
+
+        `body` is bytes; `timeout` seconds for the whole request, or a (connect, read) pair (read:
+        between two reads of a streamed answer), None for none; with `stream` the body is left
+        unread (the caller reads it and releases the connection).
+        """
+        url = self.host + path + ("?" + urlencode(list(query)) if query else "")
+        headers = dict(headers or {})
+        token = self._authorization() if self._authorization else None
+        if token:
+            headers["Authorization"] = token
+        options = {}
+        if isinstance(timeout, tuple):
+            options["timeout"] = urllib3.Timeout(connect=timeout[0], read=timeout[1])
+        elif timeout:
+            options["timeout"] = urllib3.Timeout(total=timeout)
+        response = self._pool.request(method, url, body=body, headers=headers, preload_content=not stream, **options)
+        if not 200 <= response.status < 300:
+            data = response.data
+            response.release_conn()
+            raise KubeApiError(response.status, response.reason, data.decode("utf-8", "replace"), response.headers, method, path)
+        return response
+
+    def close(self):
+        """Close the pooled connections."""
+        self._pool.clear()
+
+
+def eks_settings(cluster, token_source, ca_dir=None):
+    """KubeClient settings for an ACTIVE EKS cluster dict, authenticated by `token_source` (renewed as it nears expiry)."""
+    return dict(host=cluster["endpoint"], ca_file=write_ca_file(cluster["certificateAuthority"]["data"], ca_dir), verify=True,
+                authorization=token_source.authorization)
+
+
+def host_settings(params):
+    """KubeClient settings for the `host` options (kubernetes.core style)."""
+    api_key = params.get("api_key")
+    return dict(host=params["host"], verify=params.get("validate_certs", True), ca_file=params.get("ca_cert") or None,
+                authorization=(lambda: "Bearer " + api_key) if api_key else None)
+
+
+def kubeconfig_settings(params):
+    """KubeClient settings for the `kubeconfig`/`context` options, read by the kubernetes library.
+
+    The library loads the file (exec plugins, client certificates, tokens, in-line data written to
+    files); its configuration's api key, with the refresh hook it sets for expiring tokens, gives
+    each request's Authorization header. The only path that imports kubernetes.
+    """
+    try:
+        import kubernetes.config
+        from kubernetes.client import Configuration
+    except ImportError as exc:
+        raise KubeConnectionError(
+            "the kubeconfig and context options need the kubernetes Python library ({0}): pip install 'kubernetes!=37.0.2', "
+            "or connect with cluster_name (EKS token) or host".format(exc)
+        )
     configuration = Configuration()
-    configuration.host = cluster["endpoint"]
-    configuration.ssl_ca_cert = write_ca_file(cluster["certificateAuthority"]["data"], ca_dir)
-    configuration.verify_ssl = True
-    configuration.api_key = {"authorization": token_source.authorization()}
+    kubernetes.config.load_kube_config(config_file=params.get("kubeconfig"), context=params.get("context"),
+                                       client_configuration=configuration)
 
-    def refresh(config):
-        config.api_key["authorization"] = token_source.authorization()
+    def authorization():
+        return configuration.get_api_key_with_prefix("BearerToken", alias="authorization")
 
-    configuration.refresh_api_key_hook = refresh
-    return configuration
-
-
-def host_configuration(params):
-    configuration = Configuration()
-    configuration.host = params["host"]
-    configuration.verify_ssl = params.get("validate_certs", True)
-    if params.get("ca_cert"):
-        configuration.ssl_ca_cert = params["ca_cert"]
-    if params.get("api_key"):
-        configuration.api_key = {"authorization": "Bearer " + params["api_key"]}
-    return configuration
-
-
-def kubeconfig_configuration(params):
-    configuration = Configuration()
-    kubernetes.config.load_kube_config(
-        config_file=params.get("kubeconfig"), context=params.get("context"), client_configuration=configuration
-    )
-    if params.get("validate_certs") is False:
-        configuration.verify_ssl = False
-    return configuration
-
-
-def _sized(configuration, pool_size):
-    if pool_size:
-        configuration.connection_pool_maxsize = max(configuration.connection_pool_maxsize or 0, pool_size)
-    return configuration
+    return dict(host=configuration.host, verify=bool(configuration.verify_ssl) and params.get("validate_certs") is not False,
+                ca_file=configuration.ssl_ca_cert, cert_file=configuration.cert_file, key_file=configuration.key_file,
+                tls_server_name=getattr(configuration, "tls_server_name", None), proxy=configuration.proxy,
+                authorization=authorization)
 
 
 def kube_api_client(module, cluster=None, pool_size=None):
-    """A kubernetes ApiClient for the module's connection options (see the module docstring).
+    """A KubeClient for the module's connection options (see the module docstring).
 
     `cluster` may be a DescribeCluster dict the module already fetched, to save a call.
     `pool_size`: connections kept per host, for a module that calls from that many threads at once.
     Fails the module with a message that says what to do when the cluster cannot be reached.
     """
-    if not HAS_KUBERNETES:
-        module.fail_json(msg="the kubernetes Python library is required: pip install 'kubernetes!=37.0.2'", exception=str(KUBERNETES_IMPORT_ERROR))
+    if URLLIB3_IMPORT_ERROR is not None:
+        module.fail_json(msg="the urllib3 Python library is required for the Kubernetes API calls: pip install urllib3",
+                         exception=str(URLLIB3_IMPORT_ERROR))
     params = module.params
     try:
         method = connection_method(params)
         if method == "host":
-            return ApiClient(_sized(apply_proxy(host_configuration(params), params), pool_size))
-        if method == "kubeconfig":
-            return ApiClient(_sized(apply_proxy(kubeconfig_configuration(params), params), pool_size))
-        # Imported here so that modules reached through host/kubeconfig need no AWS imports.
-        from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
+            settings = host_settings(params)
+        elif method == "kubeconfig":
+            settings = kubeconfig_settings(params)
+        else:
+            # Imported here so that modules reached through host/kubeconfig need no AWS imports.
+            from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import aws_client, describe_cluster
 
-        name = params["cluster_name"]
-        if cluster is None:
-            cluster = describe_cluster(aws_client(module, "eks"), name)
-        problem = cluster_not_ready_message(name, cluster, module.region)
-        if problem:
-            raise KubeConnectionError(problem)
-        token_source = EksTokenSource(aws_client(module, "sts"), name)
-        return ApiClient(_sized(apply_proxy(eks_configuration(cluster, token_source, module.tmpdir), params), pool_size))
+            name = params["cluster_name"]
+            if cluster is None:
+                cluster = describe_cluster(aws_client(module, "eks"), name)
+            problem = cluster_not_ready_message(name, cluster, module.region)
+            if problem:
+                raise KubeConnectionError(problem)
+            settings = eks_settings(cluster, EksTokenSource(aws_client(module, "sts"), name), module.tmpdir)
+        settings["proxy"] = effective_proxy(params, settings["host"], settings.get("proxy"))
+        return KubeClient(pool_size=pool_size, **settings)
     except KubeConnectionError as exc:
         module.fail_json(msg=str(exc))
 
 
-def get_json(api_client, path, query=None, timeout=None):
-    """GET `path` (with `query`, a list of (name, value)) as parsed JSON, without building the client's model objects.
+def get_json(client, path, query=None, timeout=None):
+    """GET `path` (with `query`, a list of (name, value)) as parsed JSON.
 
     `timeout` (seconds) bounds the request, so that an unreachable API server fails fast.
-
-    The generated API classes of kubernetes >= 35 import and validate thousands of pydantic
-    models, which costs seconds for a large list; a plain GET costs milliseconds. Raises the
-    client's ApiException for a non-2xx answer, as the generated methods do.
+    Raises KubeApiError for a non-2xx answer.
     """
-    return request_json(api_client, "GET", path, query, timeout=timeout)
+    return request_json(client, "GET", path, query, timeout=timeout)
 
 
-def request_json(api_client, method, path, query=None, body=None, content_type="application/json", timeout=None):
-    """`method` `path` with a JSON `body` (dict or None); the answer parsed (None when empty). Raw, like get_json.
+def request_json(client, method, path, query=None, body=None, content_type="application/json", timeout=None):
+    """`method` `path` with a JSON `body` (dict or None); the answer parsed (None when empty).
 
     `content_type` for PATCH: "application/merge-patch+json" or "application/strategic-merge-patch+json".
-    `timeout`: seconds for this request (connect and read). Raises ApiException for a non-2xx answer
+    `timeout`: seconds for this request, or (connect, read) seconds. Raises KubeApiError for a non-2xx answer
     (its `status`, `body` and `headers` tell 429 from 500 and carry Retry-After).
     """
-    query = list(query or [])
     headers = {"Accept": "application/json"}
+    data = None
     if body is not None:
         headers["Content-Type"] = content_type
-    if hasattr(api_client, "param_serialize"):  # kubernetes >= 35 (openapi-generator 7)
-        from kubernetes.client.exceptions import ApiException
-
-        method, url, headers, serialized, _post = api_client.param_serialize(
-            method, path, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"]
-        )
-        response = api_client.call_api(method, url, header_params=headers, body=serialized, _request_timeout=timeout)
-        response.read()
-        if not 200 <= response.status < 300:
-            raise ApiException(http_resp=response)
-        return json.loads(response.data) if response.data else None
-    response = api_client.call_api(
-        path, method, query_params=query, header_params=headers, body=body, auth_settings=["BearerToken"],
-        _preload_content=False, _return_http_data_only=True, _request_timeout=timeout,
-    )
+        data = json.dumps(body).encode("utf-8")
+    response = client.request(method, path, query, body=data, headers=headers, timeout=timeout)
     return json.loads(response.data) if response.data else None
 
 
-def watch_events(api_client, path, query=None, timeout=None):
+def watch_events(client, path, query=None, timeout=None):
     """The events of a watch (`watch=true` is added to `query`), each parsed ({"type", "object"}), as they arrive.
 
-    Ends when the server closes the watch (`timeoutSeconds`). Raises ApiException for a non-2xx answer. Needs
-    kubernetes >= 35 (openapi-generator 7 streams responses); raises NotImplementedError on older clients, whose
-    callers poll instead.
+    Ends when the server closes the watch (`timeoutSeconds`). Raises KubeApiError for a non-2xx answer.
     """
-    if not hasattr(api_client, "param_serialize"):
-        raise NotImplementedError("watching needs kubernetes >= 35")
-    from kubernetes.client.exceptions import ApiException
-
     query = list(query or []) + [("watch", "true")]
-    method, url, headers, _body, _post = api_client.param_serialize(
-        "GET", path, query_params=query, header_params={"Accept": "application/json"}, auth_settings=["BearerToken"]
-    )
-    response = api_client.call_api(method, url, header_params=headers, _request_timeout=timeout)
-    if not 200 <= response.status < 300:
-        response.read()
-        raise ApiException(http_resp=response)
-    stream = response.response
+    response = client.request("GET", path, query, headers={"Accept": "application/json"}, timeout=timeout, stream=True)
     try:
-        for line in stream:
+        for line in response:
             line = line.strip()
             if line:
                 yield json.loads(line)
     finally:
-        stream.release_conn()
+        response.release_conn()

@@ -21,7 +21,7 @@ description:
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
-  - kubernetes >= 29.0.0, to tell a CoreDNS or CSI controller DEGRADED for want of nodes from a real problem (counts the Ready nodes)
+  - urllib3, to tell a CoreDNS or CSI controller DEGRADED for want of nodes from a real problem (counts the Ready nodes)
   - jsonschema, to check O(configuration_values) against the add-on's configuration schema before any change
   - PyYAML, to read O(configuration_values) given as a YAML string
 options:

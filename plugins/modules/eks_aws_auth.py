@@ -29,7 +29,6 @@ description:
   - The access entry API (M(selfmanaged.eks.eks_access_entry)) replaces aws-auth; use this module for
     clusters whose authentication mode is C(CONFIG_MAP) or C(API_AND_CONFIG_MAP).
 requirements:
-  - kubernetes >= 29.0.0, to read and write the aws-auth ConfigMap
   - PyYAML, to parse and write the ConfigMap's C(mapRoles) and C(mapUsers)
 options:
   map_roles:
@@ -221,16 +220,9 @@ attempts:
   sample: 1
 """
 
-import json
 import os
 import tempfile
 import time
-
-try:
-    from kubernetes.client import CoreV1Api
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    pass  # kube_api_client() reports the missing library
 
 try:
     import botocore
@@ -239,6 +231,10 @@ except ImportError:
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule, all_pages, aws_client, describe_cluster
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
+    AWS_AUTH_PATH,
+    CONFIGMAPS_PATH,
+    NAME,
+    NAMESPACE,
     AwsAuthError,
     TooManyConflicts,
     backup_yaml,
@@ -252,33 +248,32 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws_auth import (
 )
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_includes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.cluster import authentication_mode_of
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeConnectionError, connection_method, kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeConnectionError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import connection_method
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
 
-NAMESPACE = "kube-system"
-NAME = "aws-auth"
 
-
-def read_configmap(core):
+def read_configmap(api):
     """The aws-auth ConfigMap as the API returns it (a dict), or None when it does not exist."""
     try:
-        response = core.read_namespaced_config_map(NAME, NAMESPACE, _preload_content=False)
-    except ApiException as exc:
+        return request_json(api, "GET", AWS_AUTH_PATH)
+    except KubeApiError as exc:
         if exc.status == 404:
             return None
         raise
-    return json.loads(response.data)
 
 
-def write_configmap(core, configmap, data):
+def write_configmap(api, configmap, data):
     """Create or replace (with the read resourceVersion) the ConfigMap; return the stored object."""
     if configmap is None:
         body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "namespace": NAMESPACE}, "data": data}
-        response = core.create_namespaced_config_map(NAMESPACE, body, _preload_content=False)
-    else:
-        body = dict(configmap)
-        body["data"] = data
-        response = core.replace_namespaced_config_map(NAME, NAMESPACE, body, _preload_content=False)
-    return json.loads(response.data)
+        return request_json(api, "POST", CONFIGMAPS_PATH, body=body)
+    body = dict(configmap)
+    body["data"] = data
+    return request_json(api, "PUT", AWS_AUTH_PATH, body=body)
 
 
 def api_error_message(exc):
@@ -295,7 +290,7 @@ def api_error_message(exc):
 
 def is_conflict(exc):
     # 409: someone else wrote since our read (replace) or created it first (create).
-    return isinstance(exc, ApiException) and exc.status == 409
+    return isinstance(exc, KubeApiError) and exc.status == 409
 
 
 def caller_identity_arn(module):
@@ -434,7 +429,7 @@ def main():
                 "EKS cluster {0} uses authentication mode API, which ignores aws-auth; manage access with "
                 "selfmanaged.eks.eks_access_entry instead".format(module.params["cluster_name"])
             )
-    core = CoreV1Api(kube_api_client(module, cluster))
+    api = kube_api_client(module, cluster)
     params = module.params
     state = {"plan": None, "backup_file": None}
 
@@ -459,9 +454,9 @@ def main():
 
     try:
         configmap, stored, attempts = write_with_retries(
-            read=lambda: read_configmap(core),
+            read=lambda: read_configmap(api),
             change=change,
-            write=lambda current, data: write_configmap(core, current, data),
+            write=lambda current, data: write_configmap(api, current, data),
             is_conflict=is_conflict,
             max_attempts=params["max_attempts"],
         )
@@ -470,7 +465,7 @@ def main():
             msg="{0}/{1} kept changing under this task: {2} attempts all conflicted (HTTP 409). Nothing of this task was "
             "written; raise max_attempts or run fewer writers at once.".format(NAMESPACE, NAME, exc.attempts)
         )
-    except ApiException as exc:
+    except KubeApiError as exc:
         module.fail_json(msg=api_error_message(exc), body=exc.body)
 
     written = stored if stored is not None else configmap

@@ -26,7 +26,7 @@ description:
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
-  - kubernetes >= 29.0.0, for the kubelet version check before an upgrade (O(check_node_skew))
+  - urllib3, for the kubelet version check before an upgrade (O(check_node_skew))
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 seealso:
   - module: selfmanaged.eks.eks_cluster_info
@@ -377,12 +377,10 @@ class ClusterManager:
 
     def kubelet_versions(self, cluster):
         """{node name: kubelet version} of the cluster's nodes (the fleet model's node records)."""
-        # Imported here: only upgrades need the kubernetes library.
+        # Imported here: only upgrades call the Kubernetes API.
         from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
-        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import HAS_KUBERNETES, kube_api_client
+        from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
 
-        if not HAS_KUBERNETES:
-            self.fail("the kubernetes Python library is needed to check node versions before an upgrade: pip install kubernetes, or set check_node_skew=false")
         self.module.params["cluster_name"] = self.name
         api = kube_api_client(self.module, cluster)
         try:

@@ -23,8 +23,6 @@ description:
   - "A failed entry (O(state=failed)) has no expiry: a node that failed after its drain keeps counting against the
     limit until its Node is Ready and schedulable again (or is deleted); any later call of any run then drops it."
 requirements:
-  - kubernetes >= 29.0.0, for the Kubernetes API calls
-  - urllib3, for the request timeouts of the Kubernetes API calls
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   holder:
@@ -203,16 +201,10 @@ diff:
   type: dict
 """
 
-try:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as TransportError
-except ImportError:
-    ApiException = TransportError = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as lock
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.disruption_lock_lease import LeaseApi, api_message, result_of, run
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeApiError, TransportError, kube_api_client
 
 
 def main():
@@ -241,7 +233,7 @@ def main():
         lease, outcome, conflicts, waited = run(module, api)
     except lock.LockError as exc:
         module.fail_json(msg=str(exc) + ". Nothing was changed.")
-    except ApiException as exc:
+    except KubeApiError as exc:
         module.fail_json(msg=api_message(exc, "cannot read or write Lease {0}/{1} or read nodes".format(
             params["lease_namespace"], params["lease_name"])))
     except TransportError as exc:

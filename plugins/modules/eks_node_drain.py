@@ -38,8 +38,6 @@ description:
     (node cordoned, each pod evicted, each PDB wait, node done) that C(tail -f) can follow; RV(nodes) holds the per-node
     outcome. For one line per node on screen, loop over the nodes in the playbook with O(max_concurrent_nodes=1)."
 requirements:
-  - kubernetes >= 29.0.0, for the Kubernetes API calls
-  - urllib3, for the request timeouts of the Kubernetes API calls
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   nodes:
@@ -290,15 +288,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-try:
-    from kubernetes.client.exceptions import ApiException
-    from urllib3.exceptions import HTTPError as TransportError
-except ImportError:
-    ApiException = TransportError = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import drain as plan
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, kube_api_client, request_json, watch_events
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC, KubeApiError, TransportError
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client, request_json, watch_events
 
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (10, 30)
@@ -363,7 +356,7 @@ class Api:
     def node(self, name):
         try:
             return self.call("GET", "/api/v1/nodes/" + name)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -407,7 +400,7 @@ class Api:
         try:
             self.call("GET", "/apis/apps/v1/namespaces/{0}/daemonsets/{1}".format(namespace, name))
             return True
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return False
             raise
@@ -500,7 +493,7 @@ class BudgetWatch:
                 failures = 0
             except NotImplementedError:
                 break
-            except (ApiException, TransportError, ValueError):
+            except (KubeApiError, TransportError, ValueError):
                 failures += 1
                 self.stopped.wait(1.0)
         with self.events:
@@ -624,7 +617,7 @@ class NodeDrain:
                 self.drain(todo, {p["metadata"]["uid"]: p for p in pods})
             self.report["state"] = "drained"
             self.progress.event(self.name, "drained", log=True, evicted=len(self.report["evicted"]))
-        except (NodeFailed, ApiException, TransportError) as exc:
+        except (NodeFailed, KubeApiError, TransportError) as exc:
             self.fail(exc)
         except Exception as exc:  # pylint: disable=broad-except
             # Whatever went wrong, the node must not stay cordoned by accident.
@@ -640,11 +633,11 @@ class NodeDrain:
     def api_quiet(self, call):
         try:
             return call()
-        except (ApiException, TransportError):
+        except (KubeApiError, TransportError):
             return None
 
     def fail(self, exc):
-        if isinstance(exc, ApiException):
+        if isinstance(exc, KubeApiError):
             message = api_message(exc, "node {0}".format(self.name))
         else:
             message = str(exc)
@@ -659,7 +652,7 @@ class NodeDrain:
                 if patch:
                     self.api.patch_node(self.name, patch)
                 self.report["state"] = "restored"
-            except (ApiException, TransportError) as restore_exc:
+            except (KubeApiError, TransportError) as restore_exc:
                 self.report["error"] += "; restoring its schedulability failed too ({0}): run this module with state: uncordoned".format(
                     restore_exc)
         self.progress.event(self.name, self.report["state"], log=True, error=message)
@@ -689,8 +682,8 @@ class NodeDrain:
                     raise future.exception()
             try:
                 present = {p["metadata"]["uid"]: p for p in self.api.pods_on(self.name)}
-            except (ApiException, TransportError) as exc:
-                if isinstance(exc, ApiException) and exc.status in (401, 403):
+            except (KubeApiError, TransportError) as exc:
+                if isinstance(exc, KubeApiError) and exc.status in (401, 403):
                     raise
                 present = None  # transient: poll again
             if present is not None:
@@ -743,7 +736,7 @@ class NodeDrain:
                     self.api.delete_pod(namespace, name, uid, grace)
                 else:
                     self.api.evict(namespace, name, uid, grace)
-            except ApiException as exc:
+            except KubeApiError as exc:
                 if ticket is not None:
                     self.ledger.finished(ticket, exc.status in (404, 409))
                 if exc.status in (404, 409):
@@ -808,7 +801,7 @@ class NodeDrain:
                 seen = self.budgets.version(key)
                 try:
                     pdb = self.budgets.read(key, max_age=0.05 if watched else delay)
-                except ApiException as exc:
+                except KubeApiError as exc:
                     if exc.status == 404:
                         return  # the budget was deleted: nothing to wait for
                     if exc.status in (401, 403):
@@ -985,7 +978,7 @@ def main():
             reports, diff = drain_nodes(module, api, nodes, progress)
         else:
             reports, diff = set_schedulability(module, api, nodes)
-    except ApiException as exc:
+    except KubeApiError as exc:
         fail(module, api_message(exc, "cannot read or change nodes, pods or PodDisruptionBudgets") + ". Nothing was changed.")
     except TransportError as exc:
         fail(module, "cannot reach the Kubernetes API ({0}); check the cluster endpoint and network".format(exc))

@@ -28,7 +28,6 @@ description:
     PodDisruptionBudget's status. With O(wait=true) it waits until every instance's Node is Ready, its DaemonSet pods are
     Ready and, for instances named in O(boot_ids), the Node reports another C(bootID) (it rebooted)."
 requirements:
-  - kubernetes >= 29.0.0, for the Kubernetes API calls
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
@@ -277,11 +276,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    ApiException = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as dlock
 from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import maintenance as mt
@@ -299,6 +293,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import d
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import describe_instances
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_aws import list_nodes
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import get_json
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
@@ -363,7 +358,7 @@ class Maintenance:
     def node_json(self, name):
         try:
             return get_json(self.api_client, "/api/v1/nodes/" + name, timeout=REQUEST_TIMEOUT)
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -426,7 +421,7 @@ class Maintenance:
                     request_json(self.api_client, "PATCH", "/api/v1/nodes/" + record["node_record"]["name"], timeout=REQUEST_TIMEOUT,
                                  body={"metadata": {"annotations": {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: "true" if on else None}}},
                                  content_type=MERGE_PATCH)
-                except ApiException as exc:
+                except KubeApiError as exc:
                     if exc.status != 404:  # a Node deleted meanwhile has nothing left to annotate
                         raise
         record["in_place"][protection] = on
@@ -632,7 +627,7 @@ def main():
                                   "after": dict((i["instance_id"], dict(i["protections"], maintenance=i["maintenance"])) for i in entries)}
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="instances {0}: state {1} failed".format(", ".join(params["instances"]), state))
-    except ApiException as exc:
+    except KubeApiError as exc:
         module.fail_json(msg="instances {0}: the Kubernetes API answered HTTP {1} {2}; the identity running the task needs to get and patch "
                          "nodes, list pods and poddisruptionbudgets".format(", ".join(params["instances"]), exc.status, exc.reason))
     module.exit_json(changed=work.changed, instances=entries, **result)

@@ -38,7 +38,7 @@ seealso:
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
-  - kubernetes >= 29.0.0, to report the Nodes of the group's instances
+  - urllib3, to report the Nodes of the group's instances
   - PyYAML, to render the nodeadm and Bottlerocket user data
 options:
   name:

@@ -24,7 +24,6 @@ description:
     the per-instance diagnosis when time runs out.
   - Nodes are matched to instances by C(spec.providerID), else by private DNS name, so a group counts only its own Nodes.
 requirements:
-  - kubernetes >= 29.0.0, to read the Nodes of the instances
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
@@ -214,11 +213,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    ApiException = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitTimeout
@@ -227,6 +221,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describ
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import wait_until
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_report import FleetReport
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_error_message
 
@@ -321,7 +316,7 @@ def main():
                          authentication_mode=report.mode, waited=int(time.monotonic() - started), timed_out=True)
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="cannot read the node groups of cluster {0}".format(name))
-    except ApiException as exc:
+    except KubeApiError as exc:
         module.fail_json(msg=kube_api_error_message("cannot list the Nodes of cluster {0}".format(name), exc.status, exc.reason,
                                                     "list Nodes (an access entry with AmazonEKSViewPolicy, or RBAC that allows it)"))
     module.exit_json(changed=False, node_groups=reports, authentication_mode=report.mode,

@@ -27,7 +27,6 @@ description:
     cluster-autoscaler's replicas, remove the annotations and the tag) and V(abort) (remove the surge above the original
     desired capacity, then finish)."
 requirements:
-  - kubernetes >= 29.0.0, to read the Nodes of the instances
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:
@@ -277,11 +276,6 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports the missing library
 
-try:
-    from kubernetes.client.exceptions import ApiException
-except ImportError:
-    ApiException = None  # kube_api_client() reports the missing library
-
 from ansible_collections.selfmanaged.eks.plugins.module_utils import fleet
 from ansible_collections.selfmanaged.eks.plugins.module_utils import rollout
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import EksAWSModule
@@ -290,6 +284,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import describ
 from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import error_code
 from ansible_collections.selfmanaged.eks.plugins.module_utils.fleet_report import FleetReport
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_CONNECTION_SPEC
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_api_client
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
 
@@ -411,7 +406,7 @@ class GroupRollout:
             try:
                 # Node records carry no annotations: read the Node itself.
                 annotations = (request_json(self.reader.api_client, "GET", path).get("metadata") or {}).get("annotations") or {}
-            except ApiException as exc:
+            except KubeApiError as exc:
                 if exc.status == 404:
                     continue  # deleted meanwhile (its instance is terminating)
                 raise
@@ -425,7 +420,7 @@ class GroupRollout:
             if not self.module.check_mode:
                 try:
                     request_json(self.reader.api_client, "PATCH", path, body={"metadata": {"annotations": patch}}, content_type=MERGE_PATCH)
-                except ApiException as exc:
+                except KubeApiError as exc:
                     if exc.status != 404:  # a Node deleted meanwhile has nothing left to annotate
                         raise
 
@@ -437,7 +432,7 @@ class GroupRollout:
         """The Deployment's spec.replicas, None when it does not exist."""
         try:
             found = request_json(self.reader.api_client, "GET", self.autoscaler_path(deployment))
-        except ApiException as exc:
+        except KubeApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -636,7 +631,7 @@ def main():
         module.fail_json(msg=str(exc))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
         module.fail_json_aws(exc, msg="node group {0}: step {1} failed".format(", ".join(names), step))
-    except ApiException as exc:
+    except KubeApiError as exc:
         module.fail_json(msg="node group {0}: step {1}: Kubernetes API answered HTTP {2} {3}; the identity running the task needs to read and "
                          "patch nodes (and, with cluster_autoscaler scale_down, read and scale its Deployment)".format(
                              ", ".join(names), step, exc.status, exc.reason))

@@ -22,7 +22,7 @@ description:
 author:
   - selfmanaged.eks contributors (@selfmanaged-eks)
 requirements:
-  - kubernetes >= 29.0.0, to read the kubelet versions of the nodes
+  - urllib3, to read the kubelet versions of the nodes
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
   cluster_name:

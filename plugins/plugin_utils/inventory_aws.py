@@ -72,31 +72,13 @@ def list_cluster_names(eks):
     return sorted(all_pages_or_empty(eks.list_clusters, "clusters", maxResults=100))
 
 
-def import_kubernetes():
-    """Import the kubernetes client library in the calling thread; a message naming the fix if it is missing.
-
-    Call it before threads list Nodes: two threads importing kubernetes.client for the first
-    time together can fail with "deadlock detected by _ModuleLock('kubernetes.client...')"
-    (its modules import each other). Returns None when the library is there.
-    """
-    try:
-        import kubernetes.client  # noqa: F401 pylint: disable=unused-import
-        import kubernetes.client.exceptions  # noqa: F401 pylint: disable=unused-import
-        from ansible_collections.selfmanaged.eks.plugins.module_utils import kube  # noqa: F401 pylint: disable=unused-import
-    except ImportError as exc:
-        return ("kubernetes: true needs the kubernetes Python library on the controller ({0}); "
-                "install it (pip install kubernetes) or set kubernetes: false".format(exc))
-    return None
-
-
 def cluster_nodes(eks, sts, cluster_name, region):
     """Compact Node records of one EKS cluster, through an EKS token (no kubeconfig, no aws CLI)."""
-    from kubernetes.client import ApiClient
-    from kubernetes.client.exceptions import ApiException
-
     from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeClient
     from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import cluster_not_ready_message
-    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_settings
 
     cluster = describe_cluster(eks, cluster_name)
     problem = cluster_not_ready_message(cluster_name, cluster, region)
@@ -104,10 +86,10 @@ def cluster_nodes(eks, sts, cluster_name, region):
         raise FetchError(region, problem)
     ca_dir = tempfile.mkdtemp(prefix="eks-nodes-inventory-")
     try:
-        api_client = ApiClient(eks_configuration(cluster, EksTokenSource(sts, cluster_name), ca_dir))
+        api_client = KubeClient(**eks_settings(cluster, EksTokenSource(sts, cluster_name), ca_dir))
         try:
             return list_nodes(api_client)
-        except ApiException as exc:
+        except KubeApiError as exc:
             raise FetchError(
                 region,
                 "listing the Nodes of EKS cluster {0!r} in {1} failed: HTTP {2} {3}; the inventory's AWS identity needs "
@@ -126,10 +108,6 @@ def fetch_region(region, clients, clusters, lifecycle_states, node_groups=None, 
     `clients` maps service name -> client (autoscaling, ec2, eks, sts) with AWS_RETRY.
     `clusters` empty means every cluster ListClusters returns.
     """
-    if kubernetes:
-        problem = import_kubernetes()
-        if problem:
-            raise FetchError(region, problem)
     try:
         names = sorted(clusters) if clusters else list_cluster_names(clients["eks"])
         owned = describe_cluster_groups(clients["autoscaling"], names) if names else []
@@ -217,10 +195,6 @@ class FleetReader(AWSInventoryBase):
         regions = sorted({str(region) for region in self._boto3_regions(service="eks")})
         clusters = [str(name) for name in self.get_option("clusters")]
         kubernetes = self.get_option("kubernetes")
-        if kubernetes:
-            # Here, before the region threads: first imports of kubernetes.client from several threads
-            # at once can deadlock. A missing library is reported by fetch_region, before any call.
-            import_kubernetes()
         workers = self.get_option("max_concurrency")
         # boto3 sessions are not thread-safe: clients are made here, used in the threads.
         clients = {region: self._clients(region, kubernetes) for region in regions}

@@ -66,13 +66,11 @@ def describe(sandbox, instance_ids):
 
 def kube_client(sandbox, cluster):
     """A kubernetes ApiClient for the cluster, as its creator (admin), through an EKS token."""
-    from kubernetes.client import ApiClient
-
     from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+    from tests.kube_library import eks_api_client
 
     description = sandbox.client("eks").describe_cluster(name=cluster)["cluster"]
-    return ApiClient(eks_configuration(description, EksTokenSource(sandbox.client("sts"), cluster)))
+    return eks_api_client(description, EksTokenSource(sandbox.client("sts"), cluster))
 
 
 def register_nodes(sandbox, cluster, instances, ready=True, unschedulable=False, kubelet_version="v1.31.4-eks-1"):

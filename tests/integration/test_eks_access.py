@@ -3,11 +3,9 @@ which authenticate tokens the way aws-iam-authenticator does (STS call, cluster 
 
 import boto3
 import pytest
-from kubernetes import client as k8s
-from kubernetes.client.rest import ApiException
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KubeApiError, KubeClient, TransportError, eks_settings, get_json
 from tests.sandbox.clusters import create_cluster
 
 
@@ -22,25 +20,24 @@ def sts_client(sandbox):
 
 def test_token_from_module_utils_is_accepted_over_verified_tls(sandbox, two_clusters, tmp_path):
     cluster, _ = two_clusters
-    config = eks_configuration(cluster, EksTokenSource(sts_client(sandbox), cluster["name"]), str(tmp_path))
-    namespaces = k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
-    assert "kube-system" in [ns.metadata.name for ns in namespaces.items]
+    client = KubeClient(**eks_settings(cluster, EksTokenSource(sts_client(sandbox), cluster["name"]), str(tmp_path)))
+    namespaces = get_json(client, "/api/v1/namespaces")
+    assert "kube-system" in [ns["metadata"]["name"] for ns in namespaces["items"]]
 
 
 def test_token_for_another_cluster_is_refused(sandbox, two_clusters, tmp_path):
     cluster_a, cluster_b = two_clusters
     # Cluster b's endpoint and CA, but a token whose x-k8s-aws-id names cluster a.
-    config = eks_configuration(cluster_b, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path))
-    with pytest.raises(ApiException) as info:
-        k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
+    client = KubeClient(**eks_settings(cluster_b, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path)))
+    with pytest.raises(KubeApiError) as info:
+        get_json(client, "/api/v1/namespaces")
     assert info.value.status == 401
 
 
 def test_tls_is_verified_against_the_cluster_ca(sandbox, two_clusters, tmp_path):
     cluster_a, cluster_b = two_clusters
     wrong_ca = dict(cluster_a, certificateAuthority=cluster_b["certificateAuthority"])
-    config = eks_configuration(wrong_ca, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path))
-    config.retries = 0
-    with pytest.raises(Exception) as info:
-        k8s.CoreV1Api(k8s.ApiClient(config)).list_namespace()
+    client = KubeClient(**eks_settings(wrong_ca, EksTokenSource(sts_client(sandbox), cluster_a["name"]), str(tmp_path)))
+    with pytest.raises(TransportError) as info:
+        get_json(client, "/api/v1/namespaces")
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) or "certificate verify failed" in str(info.value)

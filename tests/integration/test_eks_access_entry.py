@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.kube_library import eks_api_client
 from tests.sandbox.clusters import create_cluster
 
 ACCOUNT = "123456789012"
@@ -142,7 +142,7 @@ def test_node_entry_and_immutable_type(sandbox, module_runner, cluster, unique_n
 
 
 def test_policy_grants_kubernetes_access(sandbox, module_runner, cluster, unique_name):
-    from kubernetes.client import ApiClient, CoreV1Api
+    from kubernetes.client import CoreV1Api
     from kubernetes.client.exceptions import ApiException
 
     principal = create_role(sandbox, unique_name("admin"))
@@ -151,7 +151,7 @@ def test_policy_grants_kubernetes_access(sandbox, module_runner, cluster, unique
     described = aws(sandbox, "eks").describe_cluster(name=cluster)["cluster"]
 
     def list_namespaces():
-        return CoreV1Api(ApiClient(eks_configuration(described, EksTokenSource(sts, cluster)))).list_namespace()
+        return CoreV1Api(eks_api_client(described, EksTokenSource(sts, cluster))).list_namespace()
 
     with pytest.raises(ApiException) as refused:
         list_namespaces()

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.kube_library import eks_api_client
 from tests.sandbox.clusters import create_cluster
 
 CLUSTER_VERSION = "1.31"
@@ -28,10 +28,10 @@ def describe(sandbox, cluster, name):
 
 def kube_objects(sandbox, cluster_name, kind, namespace="kube-system"):
     """Names of Deployments/DaemonSets in the cluster, read through its Kubernetes API like a user."""
-    from kubernetes.client import ApiClient, AppsV1Api
+    from kubernetes.client import AppsV1Api
 
     cluster = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
-    api = AppsV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), cluster_name))))
+    api = AppsV1Api(eks_api_client(cluster, EksTokenSource(sandbox.client("sts"), cluster_name)))
     items = api.list_namespaced_deployment(namespace).items if kind == "Deployment" else api.list_namespaced_daemon_set(namespace).items
     return {item.metadata.name for item in items}
 

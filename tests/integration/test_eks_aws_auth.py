@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.kube_library import eks_api_client
 from tests.sandbox.clusters import create_cluster
 
 ACCOUNT = "123456789012"
@@ -32,10 +32,10 @@ def aws(sandbox, service, credentials=None):
 
 
 def core_api(sandbox, cluster_name, credentials=None):
-    from kubernetes.client import ApiClient, CoreV1Api
+    from kubernetes.client import CoreV1Api
 
     cluster = aws(sandbox, "eks").describe_cluster(name=cluster_name)["cluster"]
-    return CoreV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(aws(sandbox, "sts", credentials), cluster_name))))
+    return CoreV1Api(eks_api_client(cluster, EksTokenSource(aws(sandbox, "sts", credentials), cluster_name)))
 
 
 def read_aws_auth(sandbox, cluster_name):

@@ -260,13 +260,13 @@ def test_create_refusals_change_nothing(sandbox, module_runner, playbook, tmp_pa
 
 def register_node(sandbox, cluster_name, node_name, kubelet_version):
     """A self-managed node registering itself, as its kubelet would (through the Kubernetes API)."""
-    from kubernetes.client import ApiClient, CoreV1Api
+    from kubernetes.client import CoreV1Api
 
     from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+    from tests.kube_library import eks_api_client
 
     described = sandbox.client("eks").describe_cluster(name=cluster_name)["cluster"]
-    api = CoreV1Api(ApiClient(eks_configuration(described, EksTokenSource(sandbox.client("sts"), cluster_name))))
+    api = CoreV1Api(eks_api_client(described, EksTokenSource(sandbox.client("sts"), cluster_name)))
     node = {
         "apiVersion": "v1",
         "kind": "Node",

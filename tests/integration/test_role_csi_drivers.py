@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+from tests.kube_library import eks_api_client
 from tests.integration.conftest import run_playbook
 from tests.integration.test_eks_addon import unique_cluster_name
 from tests.sandbox.clusters import create_cluster
@@ -69,10 +69,10 @@ def cluster_vars(sandbox, name, **extra):
 
 
 def storage_classes(sandbox, name):
-    from kubernetes.client import ApiClient, StorageV1Api
+    from kubernetes.client import StorageV1Api
 
     cluster = sandbox.client("eks").describe_cluster(name=name)["cluster"]
-    api = StorageV1Api(ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), name))))
+    api = StorageV1Api(eks_api_client(cluster, EksTokenSource(sandbox.client("sts"), name)))
     return {sc.metadata.name: sc for sc in api.list_storage_class().items}, {d.metadata.name for d in api.list_csi_driver().items}
 
 

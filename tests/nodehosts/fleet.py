@@ -40,9 +40,9 @@ def kube_api_client(sandbox, cluster):
     """A Kubernetes client as the cluster's creator whose EKS token is signed afresh before it expires
     (a benchmark outlives the 15 minutes of one token)."""
     from ansible_collections.selfmanaged.eks.plugins.module_utils.eks_token import EksTokenSource
-    from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import eks_configuration
+    from tests.kube_library import eks_api_client
 
-    return kubernetes.client.ApiClient(eks_configuration(cluster, EksTokenSource(sandbox.client("sts"), cluster["name"])))
+    return eks_api_client(cluster, EksTokenSource(sandbox.client("sts"), cluster["name"]))
 
 
 def provision(hosts, repo, instance_ids, installed: str = "old", published: str = "new") -> None:

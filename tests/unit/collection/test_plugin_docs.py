@@ -17,7 +17,12 @@ OWN = "ansible_collections.selfmanaged.eks."
 DISTRIBUTIONS = {"yaml": "PyYAML", "boto3": "boto3", "botocore": "botocore", "kubernetes": "kubernetes",
                  "jsonschema": "jsonschema", "urllib3": "urllib3"}
 # What a documentation fragment adds to `requirements` (amazon.aws.boto3: boto3 and botocore).
-FRAGMENT_REQUIREMENTS = {"amazon.aws.boto3": {"boto3", "botocore"}}
+FRAGMENT_REQUIREMENTS = {"amazon.aws.boto3": {"boto3", "botocore"}, "selfmanaged.eks.cluster_connection": {"urllib3"}}
+# Imports made only on a path the user chooses, documented with the option that chooses it rather
+# than in `requirements`: (our file, package) -> (fragment file, text its options must contain).
+OPTIONAL_IMPORTS = {
+    ("module_utils/kube.py", "kubernetes"): ("doc_fragments/cluster_connection.py", "O(kubeconfig) and O(context) need the C(kubernetes) Python library"),
+}
 STDLIB = set(sys.stdlib_module_names)
 
 
@@ -71,7 +76,8 @@ def third_party_imports(path):
                 if file:
                     todo.append(file)
             elif top not in STDLIB and top not in ("ansible", "ansible_collections", "__future__"):
-                found.add(top)
+                if (current.relative_to(PLUGINS).as_posix(), top) not in OPTIONAL_IMPORTS:
+                    found.add(top)
     return found
 
 
@@ -90,6 +96,27 @@ def test_requirements_name_every_package_the_plugin_imports(path):
     missing = sorted(DISTRIBUTIONS.get(top, top) for top in third_party_imports(path)
                      if DISTRIBUTIONS.get(top, top).lower() not in documented_requirements(doc))
     assert not missing, "{0}: add {1} to DOCUMENTATION requirements (it is imported)".format(path.name, ", ".join(missing))
+
+
+@pytest.mark.parametrize("path", list(documented_plugins()), ids=lambda p: p.parent.name + "/" + p.stem)
+def test_requirements_name_no_package_the_plugin_does_not_import(path):
+    """A user installs what `requirements` lists: nothing the plugin does not need (kubernetes, since 1.x, only for kubeconfig)."""
+    own = set()
+    for requirement in documentation(path).get("requirements") or []:
+        own.add(re.match(r"[A-Za-z0-9_.-]+", requirement).group(0).lower())
+    imported = {DISTRIBUTIONS.get(top, top).lower() for top in third_party_imports(path)}
+    # Not these: PyYAML ships with ansible-core, and amazon.aws's base classes import boto3 and botocore.
+    known = {name.lower() for name in DISTRIBUTIONS.values()} - {"pyyaml", "boto3", "botocore"}
+    extra = sorted(own & known - imported)
+    assert not extra, "{0}: remove {1} from DOCUMENTATION requirements (not imported)".format(path.name, ", ".join(extra))
+
+
+@pytest.mark.parametrize("source, package", sorted(OPTIONAL_IMPORTS), ids=lambda value: value)
+def test_an_optional_import_is_documented_where_the_user_chooses_it(source, package):
+    imported = {name.split(".")[0] for name in imported_names(PLUGINS / source)}
+    fragment, text = OPTIONAL_IMPORTS[(source, package)]
+    assert package in imported, "{0} no longer imports {1}: drop it from OPTIONAL_IMPORTS".format(source, package)
+    assert text in " ".join((PLUGINS / fragment).read_text().split()), "{0}: say that {1}".format(fragment, text)
 
 
 @pytest.mark.parametrize("path", list(documented_plugins()), ids=lambda p: p.parent.name + "/" + p.stem)

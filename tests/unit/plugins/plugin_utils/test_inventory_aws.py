@@ -5,7 +5,6 @@ against the service model and every call the plugin would make is accounted for.
 """
 
 import datetime
-import sys
 
 import boto3
 import pytest
@@ -228,17 +227,3 @@ def test_unreachable_region_is_a_clear_error():
     clients = {"eks": RetryingBotoClientWrapper(client, AWS_RETRY)}
     with pytest.raises(inventory_aws.FetchError, match=r"cannot reach the AWS API in region us-east-1 .*check the regions option, endpoint_url"):
         inventory_aws.fetch_region("us-east-1", clients, [], ["InService"])
-
-
-def test_kubernetes_without_the_library_says_what_to_install(stubbed, monkeypatch):
-    """Checked before any call, in the calling thread (first imports from several threads can deadlock)."""
-    clients, _stubs = region_clients(stubbed)  # no responses queued: a call would fail the stubber
-    for name in [n for n in list(sys.modules) if n == "kubernetes" or n.startswith("kubernetes.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.setitem(sys.modules, "kubernetes", None)
-    with pytest.raises(inventory_aws.FetchError, match=r"kubernetes: true needs the kubernetes Python library .*pip install kubernetes.* or set kubernetes: false"):
-        inventory_aws.fetch_region("us-east-1", clients, ["demo"], ["InService"], kubernetes=True)
-
-
-def test_import_kubernetes_is_quiet_when_the_library_is_there():
-    assert inventory_aws.import_kubernetes() is None
