@@ -140,49 +140,56 @@ def pdbs_worse(before, after):
     return worse
 
 
+def _node_standing(entry, boot_ids):
+    """One status entry read once for both wait texts: None when the instance has no Node, else its Node with
+    `rebooted` (None when no bootID was given for it, else whether the Node reports another one)."""
+    node = entry["node"]
+    if node is None:
+        return None
+    old = boot_ids.get(entry["instance_id"])
+    return dict(node, old_boot_id=old, rebooted=None if not old else node["boot_id"] != old)
+
+
 def not_back_yet(entries, boot_ids):
     """Each instance whose Node is not back yet and why, one line each ([] when all are back).
 
     `entries` are eks_node_maintenance's status entries ({"instance_id", "node": {...} or None}); `boot_ids` maps instance ids
     to the bootID read before their reboot: those are back only once their Node reports another bootID.
     """
-    lines = []
-    for entry in entries:
-        node = entry["node"]
-        if node is None:
-            lines.append("{0}: no Node".format(entry["instance_id"]))
-            continue
-        why = []
-        if not node["ready"]:
-            why.append("not Ready ({0})".format(node["ready_reason"] or "no Ready condition"))
-        old = boot_ids.get(entry["instance_id"])
-        if old and node["boot_id"] == old:
-            why.append("bootID still {0} (not rebooted, or its kubelet has not reported since)".format(old))
-        if node["daemonset_pods"]["not_ready"]:
-            why.append("DaemonSet pods not Ready: {0}".format(", ".join(node["daemonset_pods"]["not_ready"])))
-        if why:
-            lines.append("{0} ({1}): {2}".format(entry["instance_id"], node["name"], "; ".join(why)))
-    return lines
+    return [line for line in (_not_back_line(entry, boot_ids) for entry in entries) if line]
+
+
+def _not_back_line(entry, boot_ids):
+    node = _node_standing(entry, boot_ids)
+    if node is None:
+        return "{0}: no Node".format(entry["instance_id"])
+    why = []
+    if not node["ready"]:
+        why.append("not Ready ({0})".format(node["ready_reason"] or "no Ready condition"))
+    if node["rebooted"] is False:
+        why.append("bootID still {0} (not rebooted, or its kubelet has not reported since)".format(node["old_boot_id"]))
+    if node["daemonset_pods"]["not_ready"]:
+        why.append("DaemonSet pods not Ready: {0}".format(", ".join(node["daemonset_pods"]["not_ready"])))
+    return "{0} ({1}): {2}".format(entry["instance_id"], node["name"], "; ".join(why)) if why else None
 
 
 def wait_states(entries, boot_ids):
     """Where each instance's Node stands, one short line each, for a progress line:
     'Node ip-10-0-1-5.ec2.internal NotReady, bootID unchanged' or '... Ready, new bootID, DaemonSet pods 2 of 2 Ready'."""
-    states = []
-    for entry in entries:
-        node = entry["node"]
-        if node is None:
-            states.append("{0}: no Node".format(entry["instance_id"]))
-            continue
-        parts = ["Node {0} {1}".format(node["name"], "Ready" if node["ready"] else "NotReady")]
-        old = boot_ids.get(entry["instance_id"])
-        if old:
-            parts.append("bootID unchanged" if node["boot_id"] == old else "new bootID")
-        pods = node["daemonset_pods"]
-        if pods["total"]:
-            parts.append("DaemonSet pods {0} of {1} Ready".format(pods["ready"], pods["total"]))
-        states.append(", ".join(parts))
-    return states
+    return [_state_line(entry, boot_ids) for entry in entries]
+
+
+def _state_line(entry, boot_ids):
+    node = _node_standing(entry, boot_ids)
+    if node is None:
+        return "{0}: no Node".format(entry["instance_id"])
+    parts = ["Node {0} {1}".format(node["name"], "Ready" if node["ready"] else "NotReady")]
+    if node["rebooted"] is not None:
+        parts.append("new bootID" if node["rebooted"] else "bootID unchanged")
+    pods = node["daemonset_pods"]
+    if pods["total"]:
+        parts.append("DaemonSet pods {0} of {1} Ready".format(pods["ready"], pods["total"]))
+    return ", ".join(parts)
 
 
 def rebooted(entries, boot_ids):

@@ -146,6 +146,25 @@ def run_module(sandbox, module, args, check=False, diff=False, env=None):
 
 
 @pytest.fixture
+def eks_status_delay():
+    """Set the sandbox's EKS status delay (seconds a CREATING/UPDATING state lasts) for one test; restored after it."""
+    from tests.sandbox.aws import eks_common
+
+    saved = eks_common.SETTINGS.status_delay
+
+    def set_delay(seconds):
+        eks_common.SETTINGS.status_delay = seconds
+
+    yield set_delay
+    eks_common.SETTINGS.status_delay = saved
+
+
+def slice_spent(task_name):
+    """N of a wait slice's task line '... (N of M s spent)'."""
+    return int(task_name.rsplit("(", 1)[1].split(" of ")[0])
+
+
+@pytest.fixture
 def playbook(sandbox):
     def runner(path, **kwargs):
         return run_playbook(sandbox, path, **kwargs)

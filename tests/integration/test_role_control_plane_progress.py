@@ -7,34 +7,10 @@ slices of 2 s."""
 
 import json
 
-import pytest
-
-from tests.sandbox.aws import eks_common
+from tests.integration.conftest import slice_spent
 from tests.sandbox.clusters import cluster_role, cluster_subnets, unique
 
 TASK = "selfmanaged.eks.control_plane : EKS control plane "
-
-
-@pytest.fixture
-def slow_eks():
-    saved = eks_common.SETTINGS.status_delay
-    eks_common.SETTINGS.status_delay = 7.0
-    yield
-    eks_common.SETTINGS.status_delay = saved
-
-
-@pytest.fixture
-def stuck_eks():
-    """Longer than any budget of these tests: the wait runs out whatever the machine's load."""
-    saved = eks_common.SETTINGS.status_delay
-    eks_common.SETTINGS.status_delay = 60.0
-    yield
-    eks_common.SETTINGS.status_delay = saved
-
-
-def spent(task_name):
-    """N of a slice line's '(N of M s spent)'."""
-    return int(task_name.rsplit("(", 1)[1].split(" of ")[0])
 
 
 def role_play(tmp_path, sandbox, name, **role_vars):
@@ -53,7 +29,8 @@ def slice_tasks(run, name):
     return [t for t in run.tasks if t["task"]["name"] == TASK + name or t["task"]["name"].startswith(TASK + name + ": ")]
 
 
-def test_creation_prints_a_line_per_slice_with_the_state_and_is_reported_as_a_change(sandbox, playbook, tmp_path, slow_eks):
+def test_creation_prints_a_line_per_slice_with_the_state_and_is_reported_as_a_change(sandbox, playbook, tmp_path, eks_status_delay):
+    eks_status_delay(7.0)
     name = unique("cp-slices")
     path = role_play(tmp_path, sandbox, name, control_plane_wait_timeout=60)
     run = playbook(path)
@@ -66,17 +43,18 @@ def test_creation_prints_a_line_per_slice_with_the_state_and_is_reported_as_a_ch
     for later in slices[1:]:
         assert later["task"]["name"].startswith(
             "{0}{1}: waiting for cluster {1} to be ACTIVE, last state CREATING; up to 2 s more (".format(TASK, name)), later["task"]["name"]
-    spent_so_far = [spent(t["task"]["name"]) for t in slices[1:]]
+    spent_so_far = [slice_spent(t["task"]["name"]) for t in slices[1:]]
     assert spent_so_far == sorted(set(spent_so_far)) and spent_so_far[0] >= 1, spent_so_far
     assert slices[-1]["hosts"]["localhost"]["timed_out"] is False
     assert sandbox.client("eks").describe_cluster(name=name)["cluster"]["status"] == "ACTIVE"
-    eks_common.SETTINGS.status_delay = 0.3
+    eks_status_delay(0.3)
     again = playbook(path)
     assert again.returncode == 0 and again.changed_count() == 0
     assert len(slice_tasks(again, name)) == 1
 
 
-def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, stuck_eks):
+def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, eks_status_delay):
+    eks_status_delay(60.0)  # longer than any budget here: the wait runs out whatever the machine's load
     name = unique("cp-budget")
     run = playbook(role_play(tmp_path, sandbox, name, control_plane_wait_timeout=3))
     assert run.returncode != 0

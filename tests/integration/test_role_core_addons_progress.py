@@ -8,21 +8,10 @@ slices of 2 s."""
 
 import json
 
-import pytest
-
-from tests.sandbox.aws import eks_common
+from tests.integration.conftest import slice_spent
 from tests.sandbox.clusters import create_cluster, unique
 
 TASK = "selfmanaged.eks.core_addons : Add-on "
-
-
-@pytest.fixture
-def stuck_addons():
-    """Longer than any budget of these tests: the wait runs out whatever the machine's load."""
-    saved = eks_common.SETTINGS.status_delay
-    eks_common.SETTINGS.status_delay = 60.0
-    yield
-    eks_common.SETTINGS.status_delay = saved
 
 
 def role_play(tmp_path, cluster_name, **role_vars):
@@ -37,24 +26,15 @@ def role_play(tmp_path, cluster_name, **role_vars):
     return str(path)
 
 
-def spent(task_name):
-    """N of a slice line's '(N of M s spent)'."""
-    return int(task_name.rsplit("(", 1)[1].split(" of ")[0])
-
-
 def slice_tasks(run, addon):
     return [t for t in run.tasks if t["task"]["name"] == TASK + addon or t["task"]["name"].startswith(TASK + addon + ": ")]
 
 
-def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_changes_nothing(sandbox, playbook, tmp_path):
-    cluster = create_cluster(sandbox, unique("addon-slices"))
+def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_changes_nothing(sandbox, playbook, tmp_path, eks_status_delay):
+    cluster = create_cluster(sandbox, unique("addon-slices"))  # created ACTIVE at once, before the slow add-ons
     path = role_play(tmp_path, cluster["name"], core_addons_wait_timeout=60)
-    saved = eks_common.SETTINGS.status_delay
-    eks_common.SETTINGS.status_delay = 7.0
-    try:
-        run = playbook(path)
-    finally:
-        eks_common.SETTINGS.status_delay = saved
+    eks_status_delay(7.0)
+    run = playbook(path)
     assert run.returncode == 0, run.stderr[-3000:]
     for addon in ("vpc-cni", "kube-proxy"):
         slices = slice_tasks(run, addon)
@@ -67,7 +47,7 @@ def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_chan
                 "{0}{1}: waiting for add-on {1} on cluster {2} to become ACTIVE, last state CREATING at v".format(TASK, addon, cluster["name"])
             ), later["task"]["name"]
             assert "; up to 2 s more (" in later["task"]["name"]
-        spent_so_far = [spent(t["task"]["name"]) for t in slices[1:]]
+        spent_so_far = [slice_spent(t["task"]["name"]) for t in slices[1:]]
         assert spent_so_far == sorted(set(spent_so_far)) and spent_so_far[0] >= 1, spent_so_far
         assert slices[-1]["hosts"]["localhost"]["timed_out"] is False
         status = sandbox.client("eks").describe_addon(clusterName=cluster["name"], addonName=addon)["addon"]["status"]
@@ -80,8 +60,9 @@ def test_each_addon_prints_a_line_per_slice_with_its_state_and_a_second_run_chan
     assert [len(slice_tasks(again, addon)) for addon in ("vpc-cni", "kube-proxy")] == [1, 1]
 
 
-def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, stuck_addons):
+def test_when_the_budget_runs_out_the_role_fails_with_what_it_waited_for(sandbox, playbook, tmp_path, eks_status_delay):
     cluster = create_cluster(sandbox, unique("addon-budget"))
+    eks_status_delay(60.0)  # for the add-ons, longer than any budget here: the wait runs out whatever the machine's load
     run = playbook(role_play(tmp_path, cluster["name"], core_addons_wait_timeout=3))
     assert run.returncode != 0
     failure = run.result("selfmanaged.eks.core_addons : Fail when the wait ran out for add-on vpc-cni")
