@@ -116,8 +116,11 @@ def test_each_nodes_long_waits_speak_in_its_own_events_a_line_per_slice(job):
                   "spent)".format(host)]
         assert all(first in tasks for first in firsts), (host, [f for f in firsts if f not in tasks], tasks)
         # the reboot's wait goes on a slice at a time, each line with where the Node stands and the bound it is in
+        # (at least one more: each slice also pays a module start, seconds on a loaded machine, so an 8 s boot may fit in two
+        # slices; test_node_patching_progress.py counts slices with rising time spent)
         later = [t for t in tasks if t.startswith("Wait for the Node of {0}: Node {0} ".format(host))]
-        assert len(later) >= 2 and "bootID unchanged" in later[0] and "of 180 s spent, node_patching_reboot_timeout)" in later[0], later
+        assert later and "bootID unchanged" in later[0], later
+        assert all("of 180 s spent, node_patching_reboot_timeout)" in line for line in later), later
 
 
 def test_the_job_ends_with_the_node_patching_summary_artifact(job):
