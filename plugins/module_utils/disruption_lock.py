@@ -110,6 +110,8 @@ def lease_body(lease, slots, holder, ttl_seconds, namespace, name, now):
     annotations[SLOTS_ANNOTATION] = serialise_slots(slots)
     metadata["annotations"] = annotations
     spec = body.get("spec") or {}
+    # a query names no holder: its write (dropping expired entries) keeps the last writer's name
+    holder = holder or spec.get("holderIdentity") or "query"
     renew = now.strftime(MICRO_TIME_FORMAT)
     if spec.get("holderIdentity") != holder:
         spec["acquireTime"] = renew
@@ -127,8 +129,9 @@ def lease_body(lease, slots, holder, ttl_seconds, namespace, name, now):
 
 def validate_request(state, nodes, max_unavailable, ttl_seconds, holder, wait_timeout=0):
     """Raise LockError for a request that can never succeed; the message names the value and the fix."""
-    if not holder or not str(holder).strip():
-        raise LockError("holder is empty; pass an identity of the run, for example node_patching/<user>@<host>/<time>")
+    if state != "query" and (not holder or not str(holder).strip()):
+        raise LockError("state {0} needs a holder; pass an identity of the run, for example "
+                        "node_patching/<user>@<host>/<time>".format(state))
     if ttl_seconds is not None and ttl_seconds < 1:
         raise LockError("ttl_seconds {0} is below 1; pass the seconds a run may go without renewing its slots "
                         "(default {1})".format(ttl_seconds, DEFAULT_TTL_SECONDS))

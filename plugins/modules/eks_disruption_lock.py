@@ -29,8 +29,8 @@ options:
     description:
       - Identity of the run, the same for every call of one run, for example
         V(node_patching/ops@ctl-1/20261130T081500-4711).
+      - Required for O(state=acquired), O(state=released) and O(state=failed); a O(state=query) may omit it.
     type: str
-    required: true
   state:
     description:
       - V(acquired) takes one slot per node of O(nodes) for O(holder), all or none, waiting up to O(wait_timeout)
@@ -209,7 +209,7 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_C
 
 def main():
     argument_spec = dict(
-        holder=dict(type="str", required=True),
+        holder=dict(type="str"),
         state=dict(type="str", default="acquired", choices=["acquired", "released", "failed", "query"]),
         nodes=dict(type="list", elements="str"),
         max_unavailable=dict(type="int"),

@@ -133,12 +133,17 @@ def test_release_gives_back_named_nodes_or_all_of_the_holder():
     (("acquired", [], 2, 60, "run"), "state acquired needs nodes"),
     (("failed", [], None, 60, "run"), "state failed needs nodes"),
     (("released", None, None, 0, "run"), "ttl_seconds 0 is below 1"),
-    (("query", None, None, 60, " "), "holder is empty"),
+    (("released", None, None, 60, " "), "state released needs a holder"),
+    (("acquired", ["n1"], 1, 60, None), "state acquired needs a holder"),
 ])
 def test_requests_that_can_never_succeed_are_refused_with_the_fix(args, expected):
     with pytest.raises(lock.LockError) as info:
         lock.validate_request(*args)
     assert expected in str(info.value)
+
+
+def test_a_query_needs_no_holder():
+    assert lock.validate_request("query", None, None, 60, None) is None
 
 
 def test_lease_body_keeps_the_read_resource_version_and_records_the_writer():
