@@ -128,7 +128,6 @@ EXAMPLES = r"""
 - name: Who holds the lock
   selfmanaged.eks.eks_disruption_lock:
     cluster_name: prod
-    holder: "{{ run_holder }}"
     state: query
   register: lock
 """
