@@ -202,9 +202,10 @@ def create_cluster(request: EksRequest) -> tuple[int, dict]:
     if network["ipFamily"] not in ("ipv4", "ipv6"):
         raise EksError("InvalidParameterException", f"ipFamily {network['ipFamily']} is not ipv4 or ipv6")
     if network["ipFamily"] == "ipv6":
-        # EKS picks the IPv6 service range itself, a /108 of a unique local (fd00::/8) block.
+        # EKS picks the IPv6 service range itself, a /108 of a unique local (fd00::/8) block, written in the canonical
+        # form (no leading zeros in a group: "fd56:48f9:dc1::/108", never "fd56:48f9:0dc1::/108").
         digest = hashlib.sha256(name.encode()).hexdigest()
-        network["serviceIpv6Cidr"] = f"fd{digest[:2]}:{digest[2:6]}:{digest[6:10]}::/108"
+        network["serviceIpv6Cidr"] = str(ipaddress.ip_network(f"fd{digest[:2]}:{digest[2:6]}:{digest[6:10]}::/108"))
     try:
         service_cidr = ipaddress.ip_network(network["serviceIpv4Cidr"], strict=True)
     except ValueError:
