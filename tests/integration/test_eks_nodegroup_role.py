@@ -3,6 +3,7 @@ authentication mode wants, waits for Ready nodes, and explains instances that do
 
 import base64
 import json
+import re
 import time
 
 import pytest
@@ -88,7 +89,8 @@ def test_a_long_node_wait_prints_one_line_per_slice_with_the_state(api_env, play
         assert line.startswith("0 of 2 Ready, not yet: "), line
         for instance in instances:
             assert "{0} not_authorized".format(instance["instance_id"]) in line
-    assert "(node_bootstrap_wait_timeout 6 s ran out: 6 s waited in slices of up to 2 s)" in fail_message(run, api_env.name + "-slow")
+    # (6 s or a little more: a slice's last poll may end past its bound on a loaded machine, and what was waited is reported)
+    assert re.search(r"\(node_bootstrap_wait_timeout 6 s ran out: [6-9] s waited in slices of up to 2 s\)", fail_message(run, api_env.name + "-slow"))
 
 
 def test_access_entry_is_made_and_nodes_become_ready_then_nothing_changes(api_env, playbook, tmp_path):
