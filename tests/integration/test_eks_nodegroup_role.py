@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from tests.integration.conftest import slice_spent
 from tests.integration.eks_nodegroup_env import Env
 from tests.integration.eks_nodegroup_env import write_calls
 
@@ -82,7 +83,7 @@ def test_a_long_node_wait_prints_one_line_per_slice_with_the_state(api_env, play
     # slice's last poll overrun it: the time spent is what the module waited, so the budget still holds.)
     assert len(lines) in (2, 3), lines
     assert lines[0] == "not read yet; waiting up to 2 s more (0 of 6 s spent)"
-    spent = [int(line.rsplit("(", 1)[1].split(" of ")[0]) for line in lines]
+    spent = [slice_spent(line) for line in lines]
     assert spent == sorted(set(spent)) and spent[-1] < 6, spent
     instances = role_task(run, "Node group {0}-slow".format(api_env.name))["instances"]
     for line in lines[1:]:

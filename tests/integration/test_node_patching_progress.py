@@ -17,7 +17,7 @@ import time
 import kubernetes
 
 from ansible_collections.selfmanaged.eks.plugins.module_utils import disruption_lock as lock
-from tests.integration.conftest import run_playbook
+from tests.integration.conftest import run_playbook, slice_spent
 from tests.nodehosts.apt_repo import node_packages
 from tests.sandbox.kube import scenarios
 
@@ -43,11 +43,6 @@ def lines(run, text):
     """The names of the tasks that ran (not skipped) and say `text` (after the role's name): the lines a user reads, in order."""
     return [t["task"]["name"] for t in run.tasks if ": " + text in t["task"]["name"]
             and any(not r.get("skipped") for r in t["hosts"].values())]
-
-
-def spent(line):
-    """The 'N' of '(N of M s spent' in a slice line."""
-    return int(line.rsplit("(", 1)[1].split(" of ")[0])
 
 
 class OtherRun:
@@ -82,7 +77,7 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
     assert "last state: slots held by other runs: {0}: {1} (1 of 1 in use)".format(OTHER_RUN, other_node) in text, text[-3000:]
     waits = lines(stopped, "Disruption lock slot for {0} (node {0}): slots held by other runs: {1}: {2} (1 of 1 in use)".format(
         host, OTHER_RUN, other_node))
-    assert len(waits) >= 2 and [spent(w) for w in waits] == sorted(set(spent(w) for w in waits)), waits
+    assert len(waits) >= 2 and [slice_spent(w) for w in waits] == sorted(set(slice_spent(w) for w in waits)), waits
     node = fleet.nodes()[target]
     assert not node.spec.unschedulable and fleet.installed(target) != NEW
 
@@ -116,7 +111,7 @@ def test_each_long_wait_prints_a_line_per_slice_with_its_state_and_one_that_runs
     assert slot_lines and all(line.endswith("of 60 s spent)") for line in slot_lines), slot_lines
     drain_lines = lines(run, "Drain of {0} (node {0}): drain running, ".format(host))
     assert len(drain_lines) >= 2 and "s spent, node_patching_drain_timeout)" in drain_lines[-1], drain_lines
-    assert [spent(d) for d in drain_lines] == sorted(set(spent(d) for d in drain_lines)), drain_lines
+    assert [slice_spent(d) for d in drain_lines] == sorted(set(slice_spent(d) for d in drain_lines)), drain_lines
     node_lines = lines(run, "Wait for the Node of {0}: Node {0} ".format(host))
     # the Node's state as the Kubernetes API shows it (back within the first slice of the reboot's bound, or not), and the bound
     states = [re.search(r"Node \S+ (Ready|NotReady), (new bootID|bootID unchanged)[^;]*; waiting up to 1 s more \(\d+ of 180 s spent, "
