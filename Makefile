@@ -12,6 +12,10 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/selfmanaged/eks
 SANITY_ROOT := $(CURDIR)/build/sanity
 SANITY_TREE := $(SANITY_ROOT)/ansible_collections/selfmanaged/eks
 STAMP := $(VENV)/.installed
+# The test suites' bytecode cache for the code modules import from their AnsiballZ zip (tests/tools/bytecode_cache.py):
+# installed into .venv, used by every module run the tests and the demo start.
+BYTECODE_HOOK := $(VENV)/.bytecode_cache_hook
+export SELFMANAGED_EKS_BYTECODE_CACHE := $(CURDIR)/$(VENV)/bytecode-cache
 SITE_COLLECTIONS = $(shell $(BIN)/python -c 'import ansible, os; print(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), "ansible_collections"))')
 
 export PATH := $(BIN):$(PATH)
@@ -30,13 +34,19 @@ help:
 	@echo "make bench   benchmarks under tests/benchmarks (tables, not assertions)"
 	@echo "make build   ansible-galaxy collection build"
 
-venv: $(STAMP) $(COLLECTION_LINK)
+venv: $(STAMP) $(COLLECTION_LINK) $(BYTECODE_HOOK)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# (pip warns about every find-links location of the machine's pip.conf it cannot use: hide only those)
 	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -r requirements-dev.txt 2>&1 \
 		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
+	touch $@
+
+$(BYTECODE_HOOK): tests/tools/bytecode_cache.py $(STAMP)
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	cp tests/tools/bytecode_cache.py $$site/_selfmanaged_eks_bytecode_cache.py && \
+	echo "import _selfmanaged_eks_bytecode_cache" > $$site/_selfmanaged_eks_bytecode_cache.pth
 	touch $@
 
 # The checkout itself is the collection: a relative link, nothing copied.
@@ -70,7 +80,7 @@ lint: venv
 sanity: venv
 	$(BIN)/python tests/sanity/prepare_offline_bootstrap.py
 	rm -rf $(SANITY_ROOT) && mkdir -p $(SANITY_TREE)
-	git ls-files -co --exclude-standard | grep -Ev '^(tests/(sandbox|nodehosts|unit|integration|benchmarks)/|tests/[^/]*\.py$$|extensions/)' \
+	git ls-files -co --exclude-standard | grep -Ev '^(tests/(sandbox|nodehosts|unit|integration|benchmarks|tools)/|tests/[^/]*\.py$$|extensions/)' \
 		| xargs -d '\n' cp --parents -t $(SANITY_TREE)/
 	for ns in amazon community kubernetes; do ln -sfn $(SITE_COLLECTIONS)/$$ns $(SANITY_ROOT)/ansible_collections/$$ns; done
 	cd $(SANITY_TREE) && git init -q && git add -A && $(BIN)/ansible-test sanity --python 3.11 --local --color no

@@ -55,6 +55,9 @@ def ansible_env(sandbox, extra=None):
             "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
         }
     )
+    # Module runs skip recompiling what they import from their AnsiballZ zip (tests/tools/bytecode_cache.py,
+    # installed into .venv by the Makefile, which also sets this for make's runs).
+    env.setdefault("SELFMANAGED_EKS_BYTECODE_CACHE", str(ROOT / ".venv" / "bytecode-cache"))
     env.update(extra or {})
     return env
 
