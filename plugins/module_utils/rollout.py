@@ -132,11 +132,15 @@ def batch_count(sizes, remaining):
 def surge_target(sizes, remaining, current_desired):
     """Desired capacity for the next batch: room for its new instances while the old ones still serve.
 
+    Surge first: the batch's replacements launch together, up to the surge, before its old instances go.
+    A last batch of k <= surge old instances launches all k, so that terminating them (with decrement)
+    leaves the group at its original desired capacity; using unavailability there instead would leave
+    it k short, to be launched and joined again after the roll (one more launch + join of wall time).
     Never lowered below the current desired (a resumed run keeps what the interrupted one launched)
     and never above desired + surge.
     """
     k = batch_size(sizes, remaining)
-    target = sizes["desired"] + max(0, k - sizes["unavailable"])
+    target = sizes["desired"] + min(sizes["surge"], k)
     return max(target, min(current_desired, sizes["desired"] + sizes["surge"])) if k else current_desired
 
 

@@ -73,6 +73,20 @@ def test_batches_never_take_ready_capacity_below_desired_minus_unavailable(desir
     assert current <= desired
 
 
+@pytest.mark.parametrize("desired,surge,unavailable,outdated", [(10, 2, 2, 10), (3, 1, 1, 3), (4, 2, 0, 3), (5, "20%", "20%", 5)])
+def test_a_last_batch_within_the_surge_leaves_the_group_at_its_desired_capacity(desired, surge, unavailable, outdated):
+    """No replacement is left for after the roll (another launch and join) when the surge could launch it with its batch."""
+    sizes = ro.rollout_sizes(group(desired=desired, min_size=0, max_size=desired + 5), surge, unavailable)
+    current, old, launched = desired, outdated, 0
+    while old:
+        target = ro.surge_target(sizes, old, current)
+        launched += target - current
+        k = ro.drain_count(sizes, target, old)
+        current, old = target - k, old - k
+    assert current == desired
+    assert launched == outdated
+
+
 def test_drain_count_never_goes_below_the_floor():
     sizes = ro.rollout_sizes(group(desired=4), 1, 1)
     assert ro.drain_count(sizes, ready=4, remaining=3) == 1   # a surge node that is not Ready yet: only U may go
