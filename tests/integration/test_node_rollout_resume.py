@@ -102,6 +102,33 @@ def test_a_killed_run_is_aborted(env, module_runner, sandbox):
     assert all(SCALE_DOWN not in a for a in annotations(env, "abort"))
 
 
+def test_a_live_run_whose_roll_another_run_resumed_stops_and_leaves_the_group_to_it(env, module_runner, sandbox):
+    # Two operators: run A is rolling the group when run B starts and resumes the roll. B owns it from then on; A's next
+    # step refuses, naming B, and A's put-back (settle, finish in its always) leaves the group to B.
+    name, _ = outdated_group(env, module_runner, "two")
+    step = dict(cluster_name=env.name, name=name)
+    begun = module_runner("eks_nodegroup_rollout", dict(step, step="begin", holder="node_rollout/a"))
+    assert begun.get("failed") is not True, begun.get("msg")
+    assert begun["holder"] == "node_rollout/a" and begun["previous_holder"] is None
+    assert module_runner("eks_nodegroup_rollout", dict(step, step="surge", holder="node_rollout/a"))["desired_capacity"] == 3
+    resumed = module_runner("eks_nodegroup_rollout", dict(step, step="begin", holder="node_rollout/b"))
+    assert resumed["holder"] == "node_rollout/b" and resumed["previous_holder"] == "node_rollout/a"
+    assert group_now(env, module_runner, "two")["tags"][HOLDER_TAG] == "node_rollout/b"
+    for refused in ("surge", "select", "terminate"):
+        result = module_runner("eks_nodegroup_rollout", dict(step, step=refused, holder="node_rollout/a"))
+        assert result.get("failed") is True, refused
+        assert result["msg"].startswith("node group {0}: its rollout now belongs to run node_rollout/b".format(name)), result["msg"]
+    for undo in ("settle", "finish"):
+        left = module_runner("eks_nodegroup_rollout", dict(step, step=undo, holder="node_rollout/a"))
+        assert left["changed"] is False and left["previous_holder"] == "node_rollout/b", undo
+    still = group_now(env, module_runner, "two")
+    assert still["desired_capacity"] == 3 and STATE_TAG in still["tags"] and "AZRebalance" in still["suspended_processes"]
+    # B goes on with the roll (here: undoes it) as the owner
+    aborted = module_runner("eks_nodegroup_rollout", dict(step, step="abort", holder="node_rollout/b"))
+    assert aborted.get("failed") is not True, aborted.get("msg")
+    assert_restored(group_now(env, module_runner, "two"), 2, 3)
+
+
 def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner, sandbox):
     before = make_group(env, module_runner, "lock", desired_capacity=2, max_size=3)
     make_group(env, module_runner, "lock", desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"})
