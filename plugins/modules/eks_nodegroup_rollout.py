@@ -23,7 +23,8 @@ description:
     C(selfmanaged.eks/rollout-holder) tag (a tag of its own: the record and a holder together can pass the 256
     characters of a tag value). The run that resumes (V(begin)) or undoes (V(abort)) a roll recorded under another
     holder becomes its owner and returns that holder as RV(previous_holder), whose disruption slots on the group's nodes
-    it then takes over (M(selfmanaged.eks.eks_disruption_lock) O(state=taken_over)) instead of waiting for them to expire.
+    it then takes over (O(selfmanaged.eks.eks_disruption_lock#module:state=taken_over)) instead of waiting for them to
+    expire.
     A run that is still alive after another took its roll over refuses its next V(surge), V(select) or V(terminate) with a
     message naming the new owner, and its V(settle) and V(finish) leave the group to that owner."
   - "Steps: V(plan) (read only: validates the input and reports what is outdated, skipped and how many batches), V(begin)
