@@ -127,11 +127,17 @@ def lease_body(lease, slots, holder, ttl_seconds, namespace, name, now):
 # Slot accounting
 
 
-def validate_request(state, nodes, max_unavailable, ttl_seconds, holder, wait_timeout=0):
+def validate_request(state, nodes, max_unavailable, ttl_seconds, holder, wait_timeout=0, previous_holder=None):
     """Raise LockError for a request that can never succeed; the message names the value and the fix."""
     if state != "query" and (not holder or not str(holder).strip()):
         raise LockError("state {0} needs a holder; pass an identity of the run, for example "
                         "node_patching/<user>@<host>/<time>".format(state))
+    if state == "taken_over" and (not previous_holder or not str(previous_holder).strip()):
+        raise LockError("state taken_over needs previous_holder: the identity of the killed run whose slots this run takes over "
+                        "(node_rollout reads it from the node group's selfmanaged.eks/rollout-holder tag)")
+    if previous_holder and state != "taken_over":
+        raise LockError("previous_holder {0!r} is only used with state taken_over, not {1}; leave it out or use state "
+                        "taken_over".format(previous_holder, state))
     if ttl_seconds is not None and ttl_seconds < 1:
         raise LockError("ttl_seconds {0} is below 1; pass the seconds a run may go without renewing its slots "
                         "(default {1})".format(ttl_seconds, DEFAULT_TTL_SECONDS))
@@ -250,6 +256,29 @@ def mark_failed(slots, holder, nodes, reason, now, ttl_seconds):
         after[node] = entry
         marked.append(node)
     return after, marked, others
+
+
+def take_over(slots, previous_holder, holder, nodes, now, ttl_seconds):
+    """(slots after, nodes taken over): `previous_holder`'s live entries on `nodes` become `holder`'s, renewed.
+
+    A run that resumes or aborts a roll a killed run left takes that run's slots on the roll's nodes at once instead of
+    waiting for them to expire. The slots are already counted, so this never waits and needs no limit. Failed entries stay
+    as they are (with their holder) until their Node is back; entries of any other holder are never touched.
+    `slots` must already be the live slots (see live_slots).
+    """
+    if not previous_holder or previous_holder == holder:
+        return slots, []
+    after = dict(slots)
+    taken = []
+    for node in sorted(set(nodes or [])):
+        entry = slots.get(node)
+        if not entry or entry["holder"] != previous_holder or entry.get("failed"):
+            continue
+        renewed = new_entry(holder, entry.get("reason"), now, ttl_seconds)
+        renewed["acquired"] = entry["acquired"]
+        after[node] = renewed
+        taken.append(node)
+    return after, taken
 
 
 def holders_of(slots):

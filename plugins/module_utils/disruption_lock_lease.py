@@ -5,7 +5,7 @@
 """The cluster-wide disruption lock over the Kubernetes API: read the Lease, decide with disruption_lock.py's pure rules,
 write with resourceVersion compare-and-swap, retry 409s, wait for free slots.
 
-`run(module, api, params)` is one call of the lock (state acquired, released, failed or query) for any module: the
+`run(module, api, params)` is one call of the lock (state acquired, released, failed, taken_over or query) for any module: the
 eks_disruption_lock module, and eks_node_maintenance when it takes and gives back slots with its protections (one call
 instead of two per node). `params` holds the lock's options (holder, state, nodes, max_unavailable, reason, ttl_seconds,
 wait_timeout, lease_name, lease_namespace, cluster_name); failures end the module with `module.fail_json`.
@@ -79,7 +79,7 @@ class Outcome:
     def __init__(self, before):
         self.before = before
         self.after = before
-        self.acquired, self.renewed, self.released, self.failed, self.dropped = [], [], [], [], []
+        self.acquired, self.renewed, self.released, self.failed, self.dropped, self.taken_over = [], [], [], [], [], []
         self.others = {}
         self.blocked = None
 
@@ -103,11 +103,17 @@ def decide(params, slots, api, now):
     elif state == "failed":
         outcome.after, outcome.failed, outcome.others = lock.mark_failed(live, holder, nodes, params["reason"], now,
                                                                          params["ttl_seconds"])
+    elif state == "taken_over":
+        previous = params["previous_holder"]
+        # a slot of the previous run on a Node that is gone (terminated before that run could give it back) is its too
+        gone = [n for n, e in live.items() if e["holder"] == previous and not e.get("failed") and api.node(n) is None]
+        outcome.after, outcome.taken_over = lock.take_over(live, previous, holder, list(nodes or []) + gone, now,
+                                                           params["ttl_seconds"])
     return outcome
 
 
 def result_of(params, outcome, lease, conflicts, waited, timed_out=False):
-    changed = bool(outcome.acquired or outcome.released or outcome.failed or outcome.dropped) and params["state"] != "query"
+    changed = bool(outcome.acquired or outcome.released or outcome.failed or outcome.dropped or outcome.taken_over) and params["state"] != "query"
     return dict(
         changed=changed,
         slots=outcome.after,
@@ -118,6 +124,7 @@ def result_of(params, outcome, lease, conflicts, waited, timed_out=False):
         renewed=outcome.renewed,
         released=outcome.released,
         marked_failed=outcome.failed,
+        taken_over=outcome.taken_over,
         dropped=outcome.dropped,
         conflicts=conflicts,
         waited_seconds=round(waited, 1),

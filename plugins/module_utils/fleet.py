@@ -66,6 +66,10 @@ CORDON_OWNER_ANNOTATION = "selfmanaged.eks/cordoned-by"
 # The ASG tag node_rollout keeps while it replaces a group's instances: what it changed (JSON), so that a run
 # killed half-way is resumed or undone by the next one, never left suspended silently.
 ROLLOUT_STATE_TAG = "selfmanaged.eks/rollout"
+# The ASG tag beside it naming the run that owns the rollout (its disruption lock holder): the run that resumes or
+# aborts the roll takes that holder's slots over. A tag of its own: with it, the state record would pass the 256
+# characters an ASG tag value holds (a 210-character record plus a 51-character default holder).
+ROLLOUT_HOLDER_TAG = "selfmanaged.eks/rollout-holder"
 # The Node annotation node_rollout adds beside AUTOSCALER_SCALE_DOWN_DISABLED, so that it removes only the
 # scale-down-disabled annotations it added itself.
 ROLLOUT_SCALE_DOWN_MARK = "selfmanaged.eks/rollout-scale-down-disabled"

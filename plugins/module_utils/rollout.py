@@ -256,6 +256,38 @@ def state_tag_value(record):
     return value
 
 
+def holder_tag_value(holder):
+    """The value of the holder tag for `holder`, or RolloutError when an ASG tag cannot hold it."""
+    value = str(holder or "").strip()
+    if not value:
+        raise RolloutError("holder is empty; pass the run's identity in the disruption lock (node_rollout_disruption_holder, or "
+                           "leave it empty for node_rollout/<user>/<UTC time>-<random>)")
+    if len(value) > 256:
+        raise RolloutError("holder {0!r} is {1} characters, above the 256 an ASG tag holds; set a shorter "
+                           "node_rollout_disruption_holder".format(value, len(value)))
+    return value
+
+
+def ownership(recorded, holder):
+    """Who the roll of a group belongs to for a run calling as `holder` (None: the caller gave none):
+
+    - "untracked": no holder recorded (a roll begun without one) or the caller gave none: no ownership check;
+    - "own": the caller is the recorded holder;
+    - "other": another run is recorded; `begin` and `abort` take the roll (and its disruption slots) over from it, every
+      other step of the caller refuses or, undoing, leaves the group to its owner.
+    """
+    if not recorded or not holder:
+        return "untracked"
+    return "own" if recorded == holder else "other"
+
+
+def taken_over_message(group_name, owner, holder):
+    """The refusal of a run whose roll of `group_name` another run took over (it resumed or aborted the roll meanwhile)."""
+    return ("node group {0}: its rollout now belongs to run {1}, which resumed or aborted it after this run ({2}) started; "
+            "this run stops and leaves the group to that run (its processes, sizes and disruption slots are that run's to "
+            "restore)".format(group_name, owner, holder))
+
+
 def parse_state_tag(value, group_name):
     """The state record of a tag value; RolloutError naming the group and the fix when it cannot be read."""
     try:

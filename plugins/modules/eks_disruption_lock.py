@@ -7,7 +7,7 @@ DOCUMENTATION = r"""
 ---
 module: eks_disruption_lock
 version_added: 0.1.0
-short_description: Take, renew, release or mark failed slots in a cluster-wide disruption lock (a Kubernetes Lease)
+short_description: Take, renew, release, take over or mark failed slots in a cluster-wide disruption lock (a Kubernetes Lease)
 description:
   - "Runs that take nodes out of service (OS patching, node replacement) share one limit per cluster: together they
     never disrupt more than O(max_unavailable) nodes. Each run holds one slot per node it disrupts, under its
@@ -22,6 +22,10 @@ description:
     slots again for nodes the holder already holds renews them: that is how a long run keeps its slots."
   - "A failed entry (O(state=failed)) has no expiry: a node that failed after its drain keeps counting against the
     limit until its Node is Ready and schedulable again (or is deleted); any later call of any run then drops it."
+  - "A run that resumes or aborts the work of a killed run takes that run's slots over (O(state=taken_over)) instead of
+    waiting up to O(ttl_seconds) for them to expire: C(selfmanaged.eks.node_rollout) records its holder in the node
+    group's C(selfmanaged.eks/rollout-holder) tag, and the run that resumes or aborts the roll takes the recorded
+    holder's slots on the group's nodes."
 requirements:
   - PyYAML, shared code that renders and parses YAML (loaded with the other module_utils)
 options:
@@ -29,7 +33,7 @@ options:
     description:
       - Identity of the run, the same for every call of one run, for example
         V(node_patching/ops@ctl-1/20261130T081500-4711).
-      - Required for O(state=acquired), O(state=released) and O(state=failed); a O(state=query) may omit it.
+      - Required for O(state=acquired), O(state=released), O(state=failed) and O(state=taken_over); a O(state=query) may omit it.
     type: str
   state:
     description:
@@ -39,14 +43,24 @@ options:
       - V(released) gives back O(nodes), or every slot of O(holder) when O(nodes) is omitted. Nodes held by another
         holder are left alone (a warning names them). Released nodes need not exist any more.
       - V(failed) keeps O(nodes) counted with no expiry (see the description).
+      - V(taken_over) makes the live slots of O(previous_holder) on O(nodes) (and on Nodes that no longer exist) the
+        slots of O(holder), renewed; it never waits and needs no O(max_unavailable) (the slots are counted already).
+        Failed entries stay failed, with their holder, until their Node is back; slots of any other holder are never
+        touched. O(holder) then renews or releases them as its own.
       - V(query) reads the lock and writes nothing.
     type: str
-    choices: [acquired, released, failed, query]
+    choices: [acquired, released, failed, taken_over, query]
     default: acquired
+  previous_holder:
+    description:
+      - With O(state=taken_over), the identity of the run (killed, or replaced by this one) whose slots O(holder) takes over.
+    type: str
+    version_added: 0.1.0
   nodes:
     description:
       - Kubernetes Node names (private DNS names on EKS). Required for V(acquired) and V(failed), where each must be a
-        Node of the cluster (checked before anything is written).
+        Node of the cluster (checked before anything is written). With V(taken_over), the nodes whose slots are taken
+        over; omitted, only those of Nodes that no longer exist.
     type: list
     elements: str
   max_unavailable:
@@ -87,7 +101,7 @@ extends_documentation_fragment:
   - amazon.aws.region.modules
   - amazon.aws.boto3
 notes:
-  - "C(changed) reports slots taken, released, marked failed or expired entries dropped. A renewal (acquiring nodes the
+  - "C(changed) reports slots taken, released, taken over, marked failed or expired entries dropped. A renewal (acquiring nodes the
     holder already holds) writes the new expiry but reports C(changed=false), so a second identical task is not a change."
   - Check mode reads the Lease and the Nodes, reports what the call would do, and writes nothing; it never waits. It fails
     like a real run when the slots are not free and O(wait_timeout=0).
@@ -124,6 +138,14 @@ EXAMPLES = r"""
     cluster_name: prod
     holder: "{{ run_holder }}"
     state: released
+
+- name: Resume the roll of a killed run, taking its slots on the group's nodes instead of waiting for them to expire
+  selfmanaged.eks.eks_disruption_lock:
+    cluster_name: prod
+    holder: "{{ run_holder }}"
+    previous_holder: node_rollout/ops/20261130T081500-4711
+    nodes: [ip-10-0-1-23.ec2.internal, ip-10-0-2-17.ec2.internal]
+    state: taken_over
 
 - name: Who holds the lock
   selfmanaged.eks.eks_disruption_lock:
@@ -172,6 +194,12 @@ marked_failed:
   returned: always
   type: list
   elements: str
+taken_over:
+  description: Nodes whose slots this call took over from O(previous_holder).
+  returned: always
+  type: list
+  elements: str
+  version_added: 0.1.0
 dropped:
   description: Entries dropped by this call - expired ones and failed ones whose Node is back or gone (node, holder, reason, why).
   returned: always
@@ -209,7 +237,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import KUBE_C
 def main():
     argument_spec = dict(
         holder=dict(type="str"),
-        state=dict(type="str", default="acquired", choices=["acquired", "released", "failed", "query"]),
+        state=dict(type="str", default="acquired", choices=["acquired", "released", "failed", "taken_over", "query"]),
+        previous_holder=dict(type="str"),
         nodes=dict(type="list", elements="str"),
         max_unavailable=dict(type="int"),
         ttl_seconds=dict(type="int", default=lock.DEFAULT_TTL_SECONDS),
@@ -223,7 +252,7 @@ def main():
     params = module.params
     try:
         lock.validate_request(params["state"], params["nodes"], params["max_unavailable"], params["ttl_seconds"], params["holder"],
-                              params["wait_timeout"])
+                              params["wait_timeout"], params["previous_holder"])
     except lock.LockError as exc:
         module.fail_json(msg=str(exc) + ". Nothing was changed.")
 

@@ -19,6 +19,14 @@ description:
   - "What a rollout changes is recorded in the group's C(selfmanaged.eks/rollout) tag (original desired capacity and max
     size, the processes it suspended, when it began), so that a run killed half-way is resumed (O(step=begin) keeps the
     record) or undone (O(step=abort)) by the next run, never left suspended silently."
+  - "With O(holder), the run's identity in the cluster-wide disruption lock is recorded beside it, in the
+    C(selfmanaged.eks/rollout-holder) tag (a tag of its own: the record and a holder together can pass the 256
+    characters of a tag value). The run that resumes (V(begin)) or undoes (V(abort)) a roll recorded under another
+    holder becomes its owner and returns that holder as RV(previous_holder), whose disruption slots on the group's nodes
+    it then takes over (O(selfmanaged.eks.eks_disruption_lock#module:state=taken_over)) instead of waiting for them to
+    expire.
+    A run that is still alive after another took its roll over refuses its next V(surge), V(select) or V(terminate) with a
+    message naming the new owner, and its V(settle) and V(finish) leave the group to that owner."
   - "Steps: V(plan) (read only: validates the input and reports what is outdated, skipped and how many batches), V(begin)
     (record the state, suspend O(suspend_processes), keep cluster-autoscaler away as O(cluster_autoscaler) says),
     V(surge), V(select) (the old instances this batch may drain), V(terminate) (O(instances), with decrement),
@@ -107,6 +115,13 @@ options:
       - Name of the cluster-autoscaler Deployment, for O(cluster_autoscaler=scale_down).
     type: str
     default: cluster-autoscaler
+  holder:
+    description:
+      - The run's identity in the cluster-wide disruption lock (the role's C(node_rollout_disruption_holder_id)), at most
+        256 characters. Recorded by V(begin); see the description for what it changes. Omitted, nothing is recorded or
+        checked.
+    type: str
+    version_added: 0.1.0
   instances:
     description:
       - Instance ids for O(step=terminate); with O(names), each group terminates the ones that are its own.
@@ -261,6 +276,19 @@ resumed_processes:
   type: list
   elements: str
   sample: ["AZRebalance"]
+holder:
+  description: The run that owns the group's rollout after the step (its C(selfmanaged.eks/rollout-holder) tag); None when none is recorded.
+  returned: always
+  type: str
+  sample: node_rollout/ops/20261130T081500-4711
+previous_holder:
+  description:
+    - With V(begin) or V(abort), the holder recorded before this call when it was another run's (a killed run whose roll this
+      one resumes or undoes); its disruption slots on the group's nodes are the caller's to take over. None otherwise.
+    - With V(settle) or V(finish), the owner the group was left to, when another run took the roll over from the caller.
+  returned: always
+  type: str
+  sample: node_rollout/ops/20261130T081500-4711
 groups:
   description: With O(names), one entry per group, in the order named, with the keys a single O(name) returns.
   returned: with O(names)
@@ -305,6 +333,7 @@ class GroupRollout:
         self.resumed = []
         self.autoscaler = None
         self.old = []
+        self.previous_holder = None
         self.read(report)
         self.before = self.settings()
 
@@ -315,6 +344,7 @@ class GroupRollout:
         self.group = report
         value = self.group["tags"].get(fleet.ROLLOUT_STATE_TAG)
         self.state = rollout.parse_state_tag(value, self.group["name"]) if value is not None else None
+        self.owner = self.group["tags"].get(fleet.ROLLOUT_HOLDER_TAG)
         try:
             self.sizes = rollout.rollout_sizes(self.group, self.params["max_surge"], self.params["max_unavailable"], self.params["raise_max"], self.state)
         except rollout.RolloutError:
@@ -331,7 +361,8 @@ class GroupRollout:
 
     def settings(self):
         return {"desired_capacity": self.group["desired_capacity"], "max_size": self.group["max_size"],
-                "suspended_processes": self.group["suspended_processes"], "rollout_state": self.group["tags"].get(fleet.ROLLOUT_STATE_TAG)}
+                "suspended_processes": self.group["suspended_processes"], "rollout_state": self.group["tags"].get(fleet.ROLLOUT_STATE_TAG),
+                "rollout_holder": self.group["tags"].get(fleet.ROLLOUT_HOLDER_TAG)}
 
     # -- writes (each skipped in check mode, the record updated as the API would) -----------------
 
@@ -367,24 +398,36 @@ class GroupRollout:
             self.group["desired_capacity"] -= 1
             self.terminated.append(instance_id)
 
-    def write_state(self, record):
+    def write_state(self, record=None, holder=None):
+        """Write the state record and/or the holder tag, in one call (a run killed after it finds both or neither)."""
+        values = {}
+        if record is not None:
+            values[fleet.ROLLOUT_STATE_TAG] = rollout.state_tag_value(record)
+        if holder is not None:
+            values[fleet.ROLLOUT_HOLDER_TAG] = rollout.holder_tag_value(holder)
         self.changed = True
-        value = rollout.state_tag_value(record)
         if not self.module.check_mode:
-            self.autoscaling.create_or_update_tags(Tags=[{"ResourceId": self.group["name"], "ResourceType": "auto-scaling-group",
-                                                          "Key": fleet.ROLLOUT_STATE_TAG, "Value": value, "PropagateAtLaunch": False}], aws_retry=True)
-        self.group["tags"][fleet.ROLLOUT_STATE_TAG] = value
-        self.state = record
+            self.autoscaling.create_or_update_tags(Tags=[{"ResourceId": self.group["name"], "ResourceType": "auto-scaling-group", "Key": key,
+                                                          "Value": value, "PropagateAtLaunch": False} for key, value in sorted(values.items())],
+                                                   aws_retry=True)
+        self.group["tags"].update(values)
+        if record is not None:
+            self.state = record
+        if holder is not None:
+            self.owner = values[fleet.ROLLOUT_HOLDER_TAG]
 
     def delete_state(self):
-        if fleet.ROLLOUT_STATE_TAG not in self.group["tags"]:
+        keys = [key for key in (fleet.ROLLOUT_STATE_TAG, fleet.ROLLOUT_HOLDER_TAG) if key in self.group["tags"]]
+        if not keys:
             return
         self.changed = True
         if not self.module.check_mode:
-            self.autoscaling.delete_tags(Tags=[{"ResourceId": self.group["name"], "ResourceType": "auto-scaling-group", "Key": fleet.ROLLOUT_STATE_TAG}],
+            self.autoscaling.delete_tags(Tags=[{"ResourceId": self.group["name"], "ResourceType": "auto-scaling-group", "Key": key} for key in keys],
                                          aws_retry=True)
-        del self.group["tags"][fleet.ROLLOUT_STATE_TAG]
+        for key in keys:
+            del self.group["tags"][key]
         self.state = None
+        self.owner = None
 
     def set_processes(self, processes, suspend):
         if not processes:
@@ -466,14 +509,20 @@ class GroupRollout:
         if self.params["cluster_autoscaler"] == "scale_down":
             deployment, replicas = self.wanted_autoscaler()
             autoscaler = rollout.autoscaler_record(self.state, deployment, replicas)
+        holder = self.params["holder"]
         if self.state is None:
             to_suspend = rollout.processes_to_suspend(self.params["suspend_processes"], self.group["suspended_processes"])
             started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             # The record goes first: a run killed right after it still finds what to resume.
-            self.write_state(rollout.state_record(self.group, to_suspend, started, autoscaler))
+            self.write_state(rollout.state_record(self.group, to_suspend, started, autoscaler), holder)
             self.set_processes(to_suspend, suspend=True)
-        elif autoscaler and self.state.get("autoscaler") != autoscaler:
-            self.write_state(dict(self.state, autoscaler=autoscaler))
+        else:
+            # Resuming: this run becomes the roll's owner; a killed run's slots are the caller's to take over.
+            if rollout.ownership(self.owner, holder) == "other":
+                self.previous_holder = self.owner
+            record = dict(self.state, autoscaler=autoscaler) if autoscaler and self.state.get("autoscaler") != autoscaler else None
+            if record is not None or (holder and self.owner != holder):
+                self.write_state(record, holder if holder and self.owner != holder else None)
         if autoscaler:
             self.scale_autoscaler(autoscaler["deployment"], 0, replicas)
         if self.params["cluster_autoscaler"] == "annotate":
@@ -481,6 +530,7 @@ class GroupRollout:
 
     def step_surge(self):
         self.require_state()
+        self.require_ownership()
         if self.params["step"] == "terminate":
             # the replace list still holds what this call terminated: count only what is left
             self.replace = [i for i in self.replace if (i.get("lifecycle_state") or "") == "InService"]
@@ -493,6 +543,7 @@ class GroupRollout:
     def drain_count(self):
         """Old instances this group's batch may take down now (its Ready floor and batch size)."""
         self.require_state()
+        self.require_ownership()
         return rollout.drain_count(self.sizes, self.group["counts"]["ready"], len(self.replace))
 
     def step_select(self, count=None):
@@ -506,6 +557,7 @@ class GroupRollout:
         return [i for i in instance_ids if i in known]
 
     def step_terminate(self, instances=None):
+        self.require_ownership()
         if instances is None:
             instances = self.params["instances"]
             unknown = sorted(set(instances) - set(self.own(instances)))
@@ -526,11 +578,15 @@ class GroupRollout:
         self.terminate([i["instance_id"] for i in rollout.unjoined_new(self.group["instances"])])
 
     def step_settle(self):
+        if self.left_to_owner():
+            return
         original = self.state["desired"] if self.state else self.sizes["desired"]
         self.terminate([i["instance_id"] for i in rollout.surplus_new(self.group["instances"], self.group["desired_capacity"], original)])
         self.update_group(desired=max(original, self.group["desired_capacity"]))
 
     def step_finish(self):
+        if self.left_to_owner():
+            return
         if self.state is not None:
             resumable = [p for p in self.state["suspended"] if p in self.group["suspended_processes"]]
             self.set_processes(resumable, suspend=False)
@@ -545,9 +601,22 @@ class GroupRollout:
         self.delete_state()
 
     def step_abort(self):
+        if rollout.ownership(self.owner, self.params["holder"]) == "other":
+            self.previous_holder = self.owner  # undoing the roll, this run takes the killed run's slots over too
         if self.state is not None:
             self.step_settle()
         self.step_finish()
+
+    def require_ownership(self):
+        if rollout.ownership(self.owner, self.params["holder"]) == "other":
+            self.module.fail_json(msg=rollout.taken_over_message(self.group["name"], self.owner, self.params["holder"]))
+
+    def left_to_owner(self):
+        """Whether another run took this roll over: then its owner restores the group, not this run."""
+        if rollout.ownership(self.owner, self.params["holder"]) != "other" or self.params["step"] == "abort":
+            return False
+        self.previous_holder = self.owner
+        return True
 
     def require_state(self):
         if self.state is None:
@@ -563,7 +632,7 @@ class GroupRollout:
             batches=rollout.batch_count(self.sizes, len(remaining)) if self.sizes["surge"] + self.sizes["unavailable"] else 0,
             waiting_for_protection=rollout.waiting_for_protection(self.group["instances"]),
             desired_capacity=self.group["desired_capacity"], terminated=self.terminated, resumed_processes=self.resumed,
-            cluster_autoscaler=self.autoscaler,
+            cluster_autoscaler=self.autoscaler, holder=self.owner, previous_holder=self.previous_holder,
             old_instances=[{"instance_id": i["instance_id"], "node_name": (i.get("node") or {}).get("node_name"),
                             "availability_zone": i.get("availability_zone")} for i in old],
         )
@@ -591,6 +660,7 @@ def main():
         surge_next=dict(type="bool", default=False),
         max_disrupted=dict(type="int", default=0),
         node_role_arn=dict(type="str"),
+        holder=dict(type="str"),
     )
     module = EksAWSModule(argument_spec=argument_spec, supports_check_mode=True, required_one_of=[("name", "names")],
                           mutually_exclusive=[("name", "names")])
@@ -622,6 +692,8 @@ def main():
             if blocked and step in ("plan", "begin", "surge", "select"):
                 module.fail_json(msg="node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
                                  "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+            if step in ("surge", "select", "terminate"):
+                work.require_ownership()  # before any group of the call changes
         take_steps(module, works, step)
         if step in ("terminate", "scale_back", "settle", "abort") and any(w.terminated for w in works) and not module.check_mode:
             after = dict((r["name"], r) for r in reader.snapshot())  # the groups after the terminations, for the result

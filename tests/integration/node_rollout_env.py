@@ -16,6 +16,7 @@ from tests.sandbox.kube.scenarios import kube_client
 from tests.sandbox.kube.scenarios import wait_for
 
 STATE_TAG = "selfmanaged.eks/rollout"
+HOLDER_TAG = "selfmanaged.eks/rollout-holder"
 SCALE_DOWN = "cluster-autoscaler.kubernetes.io/scale-down-disabled"
 
 
@@ -113,7 +114,7 @@ def assert_restored(group, desired, max_size):
     assert group["desired_capacity"] == desired
     assert group["max_size"] == max_size
     assert group["suspended_processes"] == []
-    assert STATE_TAG not in group["tags"]
+    assert STATE_TAG not in group["tags"] and HOLDER_TAG not in group["tags"]
 
 
 def annotations(env, group):

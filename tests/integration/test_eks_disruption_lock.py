@@ -140,6 +140,36 @@ def test_a_killed_runs_expired_slots_are_taken_over(sandbox, cluster, lease_name
     assert list(stored_slots(cluster, lease_name)) == [n1]
 
 
+def test_a_resuming_run_takes_over_the_killed_runs_live_slots_at_once_and_nobody_elses(sandbox, cluster, lease_name):
+    n1, n2, n3, n4 = cluster["nodes"][:4]
+    core = cluster["core"]
+    core.patch_node(n3, {"spec": {"unschedulable": True}})  # the killed run's node that failed after its drain
+    try:
+        run = run_tasks(sandbox, [
+            lock_task("killed run takes two", cluster, lease_name, holder="roll/killed", nodes=[n1, n3], max_unavailable=4, reason="rollout"),
+            lock_task("one failed", cluster, lease_name, holder="roll/killed", nodes=[n3], state="failed"),
+            lock_task("a patch run takes one", cluster, lease_name, holder="patch/live", nodes=[n2], max_unavailable=4, reason="patch"),
+            lock_task("no previous holder", cluster, lease_name, holder="roll/resumed", nodes=[n1], state="taken_over"),
+            lock_task("resumed run takes over", cluster, lease_name, holder="roll/resumed", previous_holder="roll/killed",
+                      nodes=[n1, n2, n3, n4], state="taken_over"),
+            lock_task("again", cluster, lease_name, holder="roll/resumed", previous_holder="roll/killed", nodes=[n1], state="taken_over"),
+            lock_task("resumed run renews", cluster, lease_name, holder="roll/resumed", nodes=[n1], max_unavailable=4),
+        ])
+        assert "state taken_over needs previous_holder" in run.result("no previous holder")["msg"]
+        taken = run.result("resumed run takes over")
+        assert taken.get("failed") is not True, taken.get("msg")
+        assert taken["changed"] is True and taken["taken_over"] == [n1] and taken["waited_seconds"] < 5
+        assert run.result("again")["changed"] is False and run.result("again")["taken_over"] == []
+        assert run.result("resumed run renews")["renewed"] == [n1]
+        slots = stored_slots(cluster, lease_name)
+        assert (slots[n1]["holder"], slots[n1]["reason"]) == ("roll/resumed", "rollout")
+        assert slots[n2]["holder"] == "patch/live"  # another run's slot is never touched
+        assert (slots[n3]["holder"], slots[n3]["failed"]) == ("roll/killed", True)  # failed stays failed until its Node is back
+        assert n4 not in slots
+    finally:
+        core.patch_node(n3, {"spec": {"unschedulable": False}})
+
+
 def test_a_failed_node_counts_until_it_is_ready_and_schedulable_again(sandbox, cluster, lease_name):
     n1, n2 = cluster["nodes"][:2]
     core = cluster["core"]

@@ -1,13 +1,17 @@
 """The node_rollout role after a run killed half-way: SIGKILLed ansible-playbook resumed by the next run (check mode
-first says what would be rolled and writes nothing), a rollout left in progress aborted with node_rollout_action: abort; a roll that waits for a disruption slot another run holds.
+first says what would be rolled and writes nothing), a rollout left in progress aborted with node_rollout_action: abort; a roll that waits for a disruption slot another run holds;
+a run killed while it holds a disruption slot (its drain held by a PDB) resumed or aborted by the next run at once, the killed run's slot taken over.
 A cluster of its own, so that this file runs beside test_node_rollout.py."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 
+import kubernetes
 import pytest
 
 from tests.integration.conftest import ROOT
@@ -15,6 +19,7 @@ from tests.integration.conftest import ansible_env
 from tests.integration.conftest import run_playbook
 from tests.integration.eks_nodegroup_env import LABEL
 from tests.integration.eks_nodegroup_env import write_calls
+from tests.integration.node_rollout_env import HOLDER_TAG
 from tests.integration.node_rollout_env import SCALE_DOWN
 from tests.integration.node_rollout_env import STATE_TAG
 from tests.integration.node_rollout_env import annotations
@@ -22,10 +27,12 @@ from tests.integration.node_rollout_env import assert_restored
 from tests.integration.node_rollout_env import failure
 from tests.integration.node_rollout_env import group_now
 from tests.integration.node_rollout_env import make_group
+from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import role_result
 from tests.integration.node_rollout_env import roll
 from tests.integration.node_rollout_env import roll_playbook
 from tests.integration.node_rollout_env import rollout_env
+from tests.integration.node_rollout_env import serving
 from tests.sandbox.kube.scenarios import wait_for
 
 
@@ -95,6 +102,33 @@ def test_a_killed_run_is_aborted(env, module_runner, sandbox):
     assert all(SCALE_DOWN not in a for a in annotations(env, "abort"))
 
 
+def test_a_live_run_whose_roll_another_run_resumed_stops_and_leaves_the_group_to_it(env, module_runner, sandbox):
+    # Two operators: run A is rolling the group when run B starts and resumes the roll. B owns it from then on; A's next
+    # step refuses, naming B, and A's put-back (settle, finish in its always) leaves the group to B.
+    name, _ = outdated_group(env, module_runner, "two")
+    step = dict(cluster_name=env.name, name=name)
+    begun = module_runner("eks_nodegroup_rollout", dict(step, step="begin", holder="node_rollout/a"))
+    assert begun.get("failed") is not True, begun.get("msg")
+    assert begun["holder"] == "node_rollout/a" and begun["previous_holder"] is None
+    assert module_runner("eks_nodegroup_rollout", dict(step, step="surge", holder="node_rollout/a"))["desired_capacity"] == 3
+    resumed = module_runner("eks_nodegroup_rollout", dict(step, step="begin", holder="node_rollout/b"))
+    assert resumed["holder"] == "node_rollout/b" and resumed["previous_holder"] == "node_rollout/a"
+    assert group_now(env, module_runner, "two")["tags"][HOLDER_TAG] == "node_rollout/b"
+    for refused in ("surge", "select", "terminate"):
+        result = module_runner("eks_nodegroup_rollout", dict(step, step=refused, holder="node_rollout/a"))
+        assert result.get("failed") is True, refused
+        assert result["msg"].startswith("node group {0}: its rollout now belongs to run node_rollout/b".format(name)), result["msg"]
+    for undo in ("settle", "finish"):
+        left = module_runner("eks_nodegroup_rollout", dict(step, step=undo, holder="node_rollout/a"))
+        assert left["changed"] is False and left["previous_holder"] == "node_rollout/b", undo
+    still = group_now(env, module_runner, "two")
+    assert still["desired_capacity"] == 3 and STATE_TAG in still["tags"] and "AZRebalance" in still["suspended_processes"]
+    # B goes on with the roll (here: undoes it) as the owner
+    aborted = module_runner("eks_nodegroup_rollout", dict(step, step="abort", holder="node_rollout/b"))
+    assert aborted.get("failed") is not True, aborted.get("msg")
+    assert_restored(group_now(env, module_runner, "two"), 2, 3)
+
+
 def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner, sandbox):
     before = make_group(env, module_runner, "lock", desired_capacity=2, max_size=3)
     make_group(env, module_runner, "lock", desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"})
@@ -137,3 +171,81 @@ def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner
 
 def lease_reads(sandbox, cluster):
     return sum(count for operation, count in sandbox.kube_api_calls(cluster).items() if operation.startswith("GET leases"))
+
+
+@pytest.mark.parametrize("action", ["resume", "abort"])
+def test_a_run_killed_while_it_holds_a_disruption_slot_does_not_block_the_next_run(env, module_runner, sandbox, action):
+    group = "slot" + action[0]
+    name, old_ids = outdated_group(env, module_runner, group)
+    # One web pod on each old node behind a PDB that allows no disruption: the first drain holds, its slot certainly taken.
+    namespace = "ns-" + group
+    env.core.create_namespace({"metadata": {"name": namespace}})
+    env.apps.create_namespaced_deployment(namespace, {"metadata": {"name": "web"}, "spec": {
+        "replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+            "nodeSelector": {LABEL: group}, "containers": [{"name": "app", "image": "nginx"}]}}}})
+    env.policy.create_namespaced_pod_disruption_budget(namespace, {"metadata": {"name": "web"}, "spec": {
+        "minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})
+    wait_for(lambda: sum(1 for p in env.core.list_namespaced_pod(namespace).items
+                         if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])) == 2,
+             timeout=90, interval=0.5, message="2 Ready web pods")
+    assert len(set(p.spec.node_name for p in env.core.list_namespaced_pod(namespace).items)) == 2  # one on each old node
+    old_nodes = set(i["node"]["node_name"] for i in group_now(env, module_runner, group)["instances"])
+    handle = roll_playbook(env, node_rollout_node_groups=[name], node_rollout_wait_progress=2)
+    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i", "localhost,", handle.name],
+                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        held = {}
+
+        def slot_taken():
+            held.update((node, entry) for node, entry in lock_slots(env).items() if node in old_nodes)
+            return bool(held)
+        wait_for(slot_taken, timeout=180, interval=0.2, message="the roll holding a disruption slot for an old node")
+        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.unlink(handle.name)
+    [(held_node, entry)] = held.items()
+    killed = entry["holder"]
+    assert killed.startswith("node_rollout/") and lock_slots(env)[held_node]["holder"] == killed  # still held after the kill
+    left = group_now(env, module_runner, group)
+    # the killed run's holder is recorded with its roll's state
+    assert STATE_TAG in left["tags"] and left["tags"][HOLDER_TAG] == killed and left["desired_capacity"] == 3
+    if action == "resume":
+        # the workload may now move: the resumed run can drain (the killed run's drain job, left running, may finish it first)
+        env.policy.delete_namespaced_pod_disruption_budget("web", namespace)
+    started = time.monotonic()
+    # a wait for the killed run's slot would fail the run after 120 s instead of node_rollout_disruption_wait_timeout's 1800 s
+    run = roll(sandbox, env, node_rollout_node_groups=[name], node_rollout_action=action, node_rollout_wait_progress=2,
+               node_rollout_disruption_wait_timeout=120)
+    took = time.monotonic() - started
+    assert run.returncode == 0, failure(run)
+    names = [t["task"]["name"] for t in run.tasks]
+    assert not [n for n in names if "held: " + killed in n], names  # never waited for the killed run's slot
+    taken = [r for t in run.tasks if "Take over the disruption slots" in t["task"]["name"] for h in t["hosts"].values()
+             for r in h.get("results", [h]) if not r.get("skipped")]
+    assert [r["taken_over"] for r in taken] == [[held_node]], taken
+    assert not [n for n, e in lock_slots(env).items() if e["holder"] == killed]  # no slot of the killed run left
+    assert not [n for n, e in lock_slots(env).items() if n in old_nodes]  # nor any on the group's old nodes
+    after = group_now(env, module_runner, group)
+    assert_restored(after, 2, 3)  # no surge left, processes resumed, state and holder tags gone
+    if action == "resume":
+        assert sorted(i["instance_id"] for i in serving(after)) != sorted(old_ids)
+        assert len(serving(after)) == 2 and not any(i["outdated"] for i in serving(after))
+    else:
+        assert sorted(i["instance_id"] for i in serving(after)) == sorted(old_ids)
+        assert all(i["node"]["schedulable"] for i in serving(after))
+    assert took < 120, took
+
+
+def lock_slots(env):
+    """The slots of the cluster's disruption Lease as the API holds them ({} without the Lease)."""
+    try:
+        lease = kubernetes.client.CoordinationV1Api(env.core.api_client).read_namespaced_lease("selfmanaged-eks-disruption", "kube-system")
+    except kubernetes.client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return json.loads((lease.metadata.annotations or {}).get("selfmanaged.eks/disruption-slots") or "{}")

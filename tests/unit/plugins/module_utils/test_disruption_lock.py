@@ -225,3 +225,43 @@ def test_a_waiting_run_reads_who_holds_the_slots_and_how_many_of_the_limit_are_i
     assert lock.waiting_state(lock.holders_of(slots), len(slots), 3) == (
         "slots held by other runs: node_patching/b: ip-1, ip-2; node_rollout/c: ip-3 (3 of 3 in use)")
     assert lock.waiting_state({}, 0, 1) == "slots held by other runs: nobody (0 of 1 in use)"
+
+
+def test_a_resuming_run_takes_over_the_killed_runs_live_slots_on_its_nodes_only():
+    slots = lock.acquire({}, "roll/killed", ["old-1", "old-2"], 4, "rollout", NOW, TTL)["slots"]
+    slots = lock.acquire(slots, "patch/live", ["patched"], 4, "patch", NOW, TTL)["slots"]
+    after, taken = lock.take_over(slots, "roll/killed", "roll/resumed", ["old-1", "patched", "not-held"], later(60), TTL)
+    assert taken == ["old-1"]
+    # renewed under the new holder, acquired kept; the other run's slot and the node not named are untouched
+    assert after["old-1"] == {"holder": "roll/resumed", "reason": "rollout", "acquired": "2026-11-30T08:15:00Z",
+                              "expires": "2026-11-30T08:26:00Z", "failed": False}
+    assert after["patched"] == slots["patched"] and after["old-2"] == slots["old-2"]
+    # the resumed run now renews and releases them as its own, and the next batch fits beside them
+    assert lock.acquire(after, "roll/resumed", ["old-1"], 3, "rollout", later(61), TTL)["renewed"] == ["old-1"]
+    released, names, _ = lock.release(after, "roll/resumed")
+    assert names == ["old-1"] and "old-1" not in released
+
+
+def test_a_failed_slot_is_not_taken_over_and_stays_failed():
+    slots, marked, _ = lock.mark_failed({}, "roll/killed", ["broken"], "rollout", NOW, TTL)
+    assert marked == ["broken"]
+    after, taken = lock.take_over(slots, "roll/killed", "roll/resumed", ["broken"], later(60), TTL)
+    assert taken == [] and after == slots
+    kept, dropped = lock.live_slots(after, later(10 * TTL), lambda node: False)
+    assert kept == slots and dropped == []  # counts until its Node is back, as before
+
+
+def test_taking_over_from_oneself_or_nobody_changes_nothing():
+    slots = lock.acquire({}, "roll/a", ["n1"], 1, "rollout", NOW, TTL)["slots"]
+    assert lock.take_over(slots, "roll/a", "roll/a", ["n1"], later(5), TTL) == (slots, [])
+    assert lock.take_over(slots, None, "roll/a", ["n1"], later(5), TTL) == (slots, [])
+
+
+@pytest.mark.parametrize("state, previous, expected", [
+    ("taken_over", None, "state taken_over needs previous_holder"),
+    ("acquired", "roll/killed", "previous_holder 'roll/killed' is only used with state taken_over"),
+])
+def test_a_take_over_names_the_previous_holder(state, previous, expected):
+    with pytest.raises(lock.LockError, match=expected):
+        lock.validate_request(state, ["n1"], 1, TTL, "roll/resumed", 0, previous)
+    lock.validate_request("taken_over", ["n1"], None, TTL, "roll/resumed", 0, "roll/killed")  # no limit needed

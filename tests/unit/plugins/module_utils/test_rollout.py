@@ -178,3 +178,28 @@ def test_a_state_record_too_long_for_a_tag_names_the_fix():
     with pytest.raises(ro.RolloutError) as err:
         ro.state_tag_value(ro.state_record(group(), ["AZRebalance"], "t", autoscaler))
     assert "above the 256 an ASG tag holds; use shorter node_rollout_cluster_autoscaler_namespace" in str(err.value)
+
+
+def test_the_roll_belongs_to_the_recorded_holder():
+    assert ro.ownership(None, "roll/b") == "untracked"  # a roll begun without a holder: no check
+    assert ro.ownership("roll/a", None) == "untracked"  # a caller without a holder: no check
+    assert ro.ownership("roll/a", "roll/a") == "own"
+    assert ro.ownership("roll/a", "roll/b") == "other"
+    message = ro.taken_over_message("demo-general", "roll/b", "roll/a")
+    assert message.startswith("node group demo-general: its rollout now belongs to run roll/b") and "(roll/a)" in message
+
+
+def test_the_holder_tag_holds_what_an_asg_tag_can():
+    assert ro.holder_tag_value(" node_rollout/ops/20261130T081500-4711 ") == "node_rollout/ops/20261130T081500-4711"
+    with pytest.raises(ro.RolloutError, match="is 257 characters, above the 256 an ASG tag holds; set a shorter node_rollout_disruption_holder"):
+        ro.holder_tag_value("x" * 257)
+    with pytest.raises(ro.RolloutError, match="holder is empty"):
+        ro.holder_tag_value("")
+
+
+def test_a_default_holder_does_not_fit_in_the_state_tag_beside_a_full_record():
+    # why the holder has a tag of its own (fleet.ROLLOUT_HOLDER_TAG)
+    record = ro.state_record({"desired_capacity": 100, "max_size": 200}, list(ro.DEFAULT_SUSPENDED_PROCESSES), "2026-11-30T05:00:00Z",
+                             ro.autoscaler_record(None, ro.autoscaler_deployment("kube-system", "cluster-autoscaler"), 1))
+    with pytest.raises(ro.RolloutError, match="above the 256"):
+        ro.state_tag_value(dict(record, holder="node_rollout/ansible-operator/20261130T150104-12345"))
