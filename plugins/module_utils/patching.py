@@ -364,10 +364,15 @@ def plan_batches(hosts, batch, targets=None, one_zone_at_a_time=True):
     hosts the batch size is a share of (default: len(hosts); a re-run keeps the size of the first). Zones in name
     order, hosts in name order inside a zone; with `one_zone_at_a_time`, a batch never spans two zones (EBS-backed
     pods can only move within their zone, so only one zone is disrupted at a time).
+
+    Hosts an earlier run left in maintenance (a `holder`) come first, and their zones first: such a host still
+    holds its slot in the disruption lock under that run's identity, which this run renews as its own. Another
+    host first would wait for that very slot (with max_unavailable 1, until the killed run's slot expires).
     """
     targets = len(hosts) if targets is None else targets
     size = batch_size(batch, targets)
-    ordered = sorted(hosts, key=lambda h: (h.get("availability_zone") or "", h["name"]))
+    leftover_zones = set(h.get("availability_zone") or "" for h in hosts if h.get("holder"))
+    ordered = sorted(hosts, key=lambda h: (not h.get("holder"), h.get("availability_zone") or "", h["name"]))
     if not one_zone_at_a_time:
         names = [h["name"] for h in ordered]
         return [names[i:i + size] for i in range(0, len(names), size)]
@@ -375,7 +380,7 @@ def plan_batches(hosts, batch, targets=None, one_zone_at_a_time=True):
     zone_hosts = {}
     for host in ordered:
         zone_hosts.setdefault(host.get("availability_zone") or "", []).append(host["name"])
-    for zone in sorted(zone_hosts):
+    for zone in sorted(zone_hosts, key=lambda z: (z not in leftover_zones, z)):
         names = zone_hosts[zone]
         batches.extend(names[i:i + size] for i in range(0, len(names), size))
     return batches

@@ -162,6 +162,16 @@ def test_batches_disrupt_one_zone_at_a_time_in_zone_and_name_order():
     assert pt.plan_batches(fleet, 1) == [["n1"], ["n3"], ["n5"], ["n2"], ["n4"]]
 
 
+def test_a_host_an_earlier_run_left_in_maintenance_goes_first_with_its_zone():
+    """Its slot in the lock is still held under the killed run's identity, which this run takes as its own: any other
+    host first would wait for that slot (max_unavailable 1) until it expires."""
+    fleet = hosts(("n1", "us-east-1a"), ("n2", "us-east-1b"), ("n3", "us-east-1b"), ("n4", "us-east-1c"))
+    fleet[2]["holder"] = "node_patching/ops/20261130T140000Z-1a2b"
+    assert pt.plan_batches(fleet, 1) == [["n3"], ["n2"], ["n1"], ["n4"]]
+    assert pt.plan_batches(fleet, 2) == [["n3", "n2"], ["n1"], ["n4"]]
+    assert pt.plan_batches(fleet, 2, one_zone_at_a_time=False) == [["n3", "n1"], ["n2", "n4"]]
+
+
 def test_percentages_are_of_the_targets_rounded_down_but_at_least_one():
     fleet = hosts(*[("n{0}".format(i), "a") for i in range(10)])
     assert [len(b) for b in pt.plan_batches(fleet, "25%")] == [2, 2, 2, 2, 2]
