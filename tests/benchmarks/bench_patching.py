@@ -1,6 +1,7 @@
 """Rolling OS patching (the node_patching role, playbooks/patch.yml) on real node hosts (issue 13, "Measured").
 
     python tests/benchmarks/bench_patching.py [--nodes 6] [--groups 2] [--max-unavailable 1] [--parts full,again,together,stuck]
+                                              [--boot-seconds 0]
 
 One sandbox, one fleet (tests/nodehosts/fleet.py): `--nodes` podman node hosts in `--groups` node groups over three
 AZs, the web Deployment (one pod a node) behind a PDB (maxUnavailable 1), old packages installed, updates published.
@@ -11,7 +12,9 @@ node's cordon / drained / host down / host up / Ready events). Parts, in order, 
   kernel-like package asks. Its wall time against the sum of its unavoidable parts, per node: drain (cordoned -> no
   pod left but DaemonSet pods, observed), package install (`apt-get update` + `apt-get upgrade` of the same packages
   timed on a scratch host before the run), reboot (the old boot's last report -> the new boot's first report,
-  observed), Ready (the new boot's first report -> the Node Ready, observed). Target ratio <= 1.3.
+  observed), Ready (the new boot's first report -> the Node Ready, observed). Target ratio <= 1.3. A container
+  reboots in seconds where an EC2 instance takes about a minute: `--boot-seconds N` makes each host's boot report N s
+  after it went down (its Node follows), so that the ratio weighs the run's own cost as a real fleet would.
 - again: the same command right after: 0 drains, 0 reboots, and its wall time.
 - together: the next update published, two runs started together (one per node group, as two operators or two
   AWX slices) with the same cluster-wide max_unavailable: never more nodes unschedulable at once, 0 PDB violations.
@@ -36,7 +39,7 @@ sys.path.insert(0, str(ROOT / ".venv" / "collections"))
 
 from tests.nodehosts.apt_repo import KERNEL_LIKE, AptRepository, node_packages  # noqa: E402
 from tests.nodehosts.fleet import FleetWatcher, PatchFleet  # noqa: E402
-from tests.nodehosts.hosts import BOOT_TIME_COMMAND, NodeHosts  # noqa: E402
+from tests.nodehosts.hosts import NodeHosts, read_report  # noqa: E402
 from tests.nodehosts.image import ensure_image  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
 
@@ -57,7 +60,7 @@ def ansible_env(sandbox, fleet):
 
 def patch_vars(fleet, max_unavailable, **extra):
     # Timeouts sized for the sandbox (a reboot takes seconds here), so the stuck node fails within a minute.
-    variables = {"node_patching_boot_time_command": BOOT_TIME_COMMAND, "node_patching_max_unavailable": max_unavailable,
+    variables = {"node_patching_max_unavailable": max_unavailable,
                  "node_patching_reboot_timeout": 120, "node_patching_ready_timeout": 60, "node_patching_drain_timeout": 120,
                  "node_patching_lock_wait_timeout": 900}
     variables.update(extra)
@@ -110,6 +113,29 @@ def measure_install(hosts, repo, release):
         hosts.remove(scratch)
 
 
+def slow_boots(hosts, reports, instance_ids, seconds):
+    """Each host's next boot reports (its Node follows) `seconds` after its last report before the reboot, as a real
+    node's boot takes that long; a thread a host, reading only the report files (no podman call while it waits)."""
+    import threading
+
+    def release(instance_id):
+        deadline = time.time() + 3600
+        while time.time() < deadline:
+            last = read_report(reports, instance_id)
+            if last and time.time() - last["time"] > 2.0:  # the reporter writes every 0.5 s: the host went down
+                time.sleep(max(0.0, last["time"] + seconds - time.time()))
+                break
+            time.sleep(0.5)
+        hosts.release_boot(instance_id)
+
+    threads = []
+    for instance_id in instance_ids:
+        hosts.hold_next_boot(instance_id)
+        threads.append(threading.Thread(target=release, args=(instance_id,), daemon=True))
+        threads[-1].start()
+    return threads
+
+
 def node_parts(events):
     """(drain, reboot, ready) seconds of one node's events, None for a part that did not happen."""
     def first(prefix, after=0.0):
@@ -146,6 +172,9 @@ def main():
     parser.add_argument("--max-unavailable", type=int, default=1)
     parser.add_argument("--parts", default="full,again,together,stuck")
     parser.add_argument("--playbook", default=str(PLAYBOOK), help="another patching playbook to measure the same way")
+    parser.add_argument("--boot-seconds", type=float, default=0.0,
+                        help="in the full run, each host's boot reports that long after it went down (a real node's reboot "
+                             "takes about a minute; a container's takes seconds); 0: as fast as the container")
     args = parser.parse_args()
     parts = args.parts.split(",")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop like Ctrl-C: hosts removed, sandbox stopped
@@ -172,8 +201,13 @@ def main():
             mu = args.max_unavailable
 
             if "full" in parts:
+                slow = slow_boots(hosts, reports, fleet.instance_ids(), args.boot_seconds) if args.boot_seconds else []
                 with FleetWatcher(fleet.store(), **watch) as watcher:
                     rc, wall = patch(sandbox, fleet, logdir, "full", patch_vars(fleet, mu))
+                for instance_id in fleet.instance_ids():
+                    hosts.release_boot(instance_id)  # a host the run did not reboot
+                for thread in slow:
+                    thread.join(timeout=1)
                 drains, reboots = counts(watcher)
                 per_node = [node_parts(watcher.events.get(name, [])) for name in instance_of]
                 drain = sum(p[0] or 0.0 for p in per_node)
@@ -181,7 +215,8 @@ def main():
                 ready = sum(p[2] or 0.0 for p in per_node)
                 unavoidable = drain + install * len(per_node) + reboot + ready
                 patched = sum(1 for v in kernel_versions(fleet).values() if v == node_packages("new")[-1].version)
-                rows.append(("full run: wall / rc", "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
+                rows.append(("full run: wall / rc{0}".format(" (boots of {0:.0f} s)".format(args.boot_seconds) if args.boot_seconds else ""),
+                             "{0:.1f} s / rc {1}".format(wall, rc), "rc 0"))
                 rows.append(("  patched / drains / reboots", "{0} / {1} / {2} of {3}".format(patched, drains, reboots, len(per_node)), "all"))
                 rows.append(("  unavoidable: drain + install + reboot + Ready", "{0:.1f} + {1:.1f} + {2:.1f} + {3:.1f} = {4:.1f} s".format(
                     drain, install * len(per_node), reboot, ready, unavoidable), ""))
