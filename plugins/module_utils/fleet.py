@@ -220,6 +220,9 @@ def compact_node(node):
         "ready_reason": ready.get("reason", ""),
         "kubelet_version": node_info.get("kubeletVersion", ""),
         "boot_id": node_info.get("bootID", ""),
+        # what node_rollout keeps cluster-autoscaler off a Node with (so that it needs no GET of each Node)
+        "scale_down_annotations": dict((key, value) for key, value in (metadata.get("annotations") or {}).items()
+                                       if key in (AUTOSCALER_SCALE_DOWN_DISABLED, ROLLOUT_SCALE_DOWN_MARK)),
     }
 
 

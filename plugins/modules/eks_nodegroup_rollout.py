@@ -298,6 +298,7 @@ groups:
 """
 
 import datetime
+from concurrent.futures import ThreadPoolExecutor
 
 try:
     import botocore
@@ -317,6 +318,8 @@ from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import kube_a
 from ansible_collections.selfmanaged.eks.plugins.module_utils.kube import request_json
 
 MERGE_PATCH = "application/merge-patch+json"
+# Node annotations written side by side (the Kubernetes client keeps at least 10 connections)
+PATCH_WORKERS = 8
 
 
 class GroupRollout:
@@ -440,32 +443,37 @@ class GroupRollout:
         self.group["suspended_processes"] = sorted(current | set(processes) if suspend else current - set(processes))
 
     def annotate_nodes(self, disable):
-        """Keep cluster-autoscaler from removing the group's Nodes (disable), or take back the annotations we added."""
+        """Keep cluster-autoscaler from removing the group's Nodes (disable), or take back the annotations we added.
+
+        The annotations are those of the Node list this module read; the PATCHes go out side by side.
+        """
+        patches = []
         for inst in self.group["instances"]:
             record = self.reader.nodes.get(inst["instance_id"])
             if not record:
                 continue
-            path = "/api/v1/nodes/" + record["name"]
-            try:
-                # Node records carry no annotations: read the Node itself.
-                annotations = (request_json(self.reader.api_client, "GET", path).get("metadata") or {}).get("annotations") or {}
-            except KubeApiError as exc:
-                if exc.status == 404:
-                    continue  # deleted meanwhile (its instance is terminating)
-                raise
+            annotations = record.get("scale_down_annotations") or {}
             if disable and fleet.AUTOSCALER_SCALE_DOWN_DISABLED not in annotations:
-                patch = {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: "true", fleet.ROLLOUT_SCALE_DOWN_MARK: "true"}
+                patches.append((record["name"], {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: "true", fleet.ROLLOUT_SCALE_DOWN_MARK: "true"}))
             elif not disable and fleet.ROLLOUT_SCALE_DOWN_MARK in annotations:
-                patch = {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: None, fleet.ROLLOUT_SCALE_DOWN_MARK: None}
-            else:
-                continue
-            self.changed = True
-            if not self.module.check_mode:
-                try:
-                    request_json(self.reader.api_client, "PATCH", path, body={"metadata": {"annotations": patch}}, content_type=MERGE_PATCH)
-                except KubeApiError as exc:
-                    if exc.status != 404:  # a Node deleted meanwhile has nothing left to annotate
-                        raise
+                patches.append((record["name"], {fleet.AUTOSCALER_SCALE_DOWN_DISABLED: None, fleet.ROLLOUT_SCALE_DOWN_MARK: None}))
+        if not patches:
+            return
+        self.changed = True
+        if self.module.check_mode:
+            return
+
+        def patch_node(name_and_patch):
+            name, patch = name_and_patch
+            try:
+                request_json(self.reader.api_client, "PATCH", "/api/v1/nodes/" + name, body={"metadata": {"annotations": patch}},
+                             content_type=MERGE_PATCH)
+            except KubeApiError as exc:
+                if exc.status != 404:  # a Node deleted meanwhile (its instance terminating) has nothing left to annotate
+                    raise
+
+        with ThreadPoolExecutor(max_workers=min(PATCH_WORKERS, len(patches))) as pool:
+            list(pool.map(patch_node, patches))
 
     def autoscaler_path(self, deployment):
         namespace, name = deployment.split("/", 1)

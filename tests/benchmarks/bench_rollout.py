@@ -10,7 +10,8 @@ pods under each PDB) without going through the API, so they do not count as API 
 1. roll: `node_rollout` on the three groups, which roll together: a round is one batch of every group. wall / ideal,
    where ideal = the sum over rounds of launch + join + the round's drain minimum: its old nodes' pods evicted in
    waves of the PDB's maxUnavailable, each wave once the previous one's replacements are Ready, the last one stopped
-   ((ceil(pods / maxUnavailable) - 1) x pod Ready + pod stop); and the seconds over the ideal per round;
+   ((ceil(pods / maxUnavailable) - 1) x pod Ready + pod stop, the pods being those the round's drain evicted); and
+   the seconds over the ideal per round;
    the lowest Ready capacity seen per group against desired - max_unavailable; PDB violations (samples under
    minAvailable); AWS and Kubernetes API requests per replaced node (the sandbox's counters).
 2. killed: the first group made outdated again, ansible-playbook SIGKILLed (its process group) half-way through its
@@ -151,19 +152,19 @@ def bench_roll(sandbox, env, nodes, settings, rows):
     replaced = sum(s["replaced"] for s in summary.values())
     # The groups roll together: a round is one batch of every group, and rounds follow one another. Per round the
     # unavoidable parts are the new instances' launch + join, then the drain of the round's old nodes paced by the
-    # PDB (maxUnavailable PDB_BUDGET: a wave of evictions each time the previous wave's replacements are Ready, the
-    # last wave's pods stopping).
-    rounds = [sum(len(g["terminated"]) for g in t["hosts"]["localhost"]["groups"]) for t in run.tasks
-              if t["task"]["name"].startswith("selfmanaged.eks.node_rollout : Terminate the drained instances")
-              and not t["hosts"]["localhost"].get("skipped")]
-    pods_per_node = 1.0  # the workload has one pod per node
+    # PDB (maxUnavailable PDB_BUDGET): a wave of evictions each time the previous wave's replacements are Ready, the
+    # last wave's pods stopping. The pods a round moves are those its drain evicted (the workload starts one pod a
+    # node, and a round's evicted pods land on the nodes left, some of them old ones of the next round).
+    rounds = [sum(1 for node in t["hosts"]["localhost"]["nodes"] for pod in node.get("evicted") or [] if pod.startswith("bench/"))
+              for t in run.tasks if t["task"]["name"].startswith("selfmanaged.eks.node_rollout : Drain of")
+              and "nodes" in t["hosts"].get("localhost", {})]
     ideal = sum(settings.instance_launch_delay + settings.node_ready_delay
-                + (math.ceil(drained * pods_per_node / PDB_BUDGET) - 1) * settings.pod_ready_delay + settings.pod_stop_delay
-                for drained in rounds)
+                + (math.ceil(pods / float(PDB_BUDGET)) - 1) * settings.pod_ready_delay + settings.pod_stop_delay
+                for pods in rounds)
     floor = nodes - unavailable_of(nodes)
     lowest = " ".join("{0}:{1}".format(g, ready.lowest.get(g)) for g in GROUPS)
     rows.append(("roll (3 groups together)", "{0:.0f}".format(wall),
-                 "{0} rounds (old nodes drained: {1}), ideal {2:.0f} s; wall/ideal {3:.2f}; {4:.1f} s over the ideal per round".format(
+                 "{0} rounds (web pods evicted: {1}), ideal {2:.0f} s; wall/ideal {3:.2f}; {4:.1f} s over the ideal per round".format(
                      len(rounds), "+".join(str(r) for r in rounds), ideal, wall / ideal, (wall - ideal) / len(rounds)),
                  "{0} (floor {1})".format(lowest, floor), "{0} samples".format(len(pdbs.violations)),
                  "AWS {0:.1f}, kube {1:.1f} per node ({2} replaced)".format(aws / replaced, kube / replaced, replaced)))

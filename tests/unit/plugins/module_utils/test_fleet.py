@@ -123,6 +123,13 @@ def test_compact_node_keeps_what_callers_use():
     assert record["taints"] == [{"key": "k", "value": "", "effect": "NoSchedule"}]
 
 
+def test_compact_node_keeps_only_the_scale_down_annotations_node_rollout_writes():
+    raw = {"metadata": {"name": "n1", "annotations": {
+        fm.AUTOSCALER_SCALE_DOWN_DISABLED: "true", fm.ROLLOUT_SCALE_DOWN_MARK: "true", "node.alpha.kubernetes.io/ttl": "0"}}}
+    assert fm.compact_node(raw)["scale_down_annotations"] == {fm.AUTOSCALER_SCALE_DOWN_DISABLED: "true", fm.ROLLOUT_SCALE_DOWN_MARK: "true"}
+    assert node()["scale_down_annotations"] == {}
+
+
 def test_a_node_without_an_aws_provider_id_has_no_instance():
     assert node(provider="kind://docker/x")["instance_id"] is None
     assert node(provider="")["instance_id"] is None
