@@ -18,8 +18,9 @@ pods under each PDB) without going through the API, so they do not count as API 
    roll, then the role run again on the three groups: does it finish, and is anything left behind (state tag,
    suspended process, desired or max size other than the original, outdated instances).
 3. instance refresh: the groups made outdated again and refreshed by the sandbox's ASG instance refresh with the same
-   budget (MinHealthyPercentage 80, MaxHealthyPercentage 120; every instance is outdated, so SkipMatching does not
-   matter and is left off): wall time, lowest Ready, PDB violations (it does not drain).
+   budget (MinHealthyPercentage 80, MaxHealthyPercentage 120, InstanceWarmup the join delay; every instance is
+   outdated, so SkipMatching does not matter and is left off): wall time, lowest Ready, PDB violations (it does not
+   drain).
 4. upgrade (not with --no-upgrade): playbooks/upgrade.yml from 1.30 to 1.32 on a one-group cluster (2 nodes) with a
    Deployment behind a PDB: control plane steps, add-ons on 1.32's defaults, nodes on the 1.32 AMI, PDB violations.
 
@@ -29,8 +30,6 @@ Prints one table; asserts nothing.
 import argparse
 import math
 import os
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,15 +38,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / ".venv" / "collections"))
 
-from tests.integration.conftest import ansible_env, run_module, run_playbook  # noqa: E402
+from tests.integration.conftest import run_module, run_playbook  # noqa: E402
 from tests.integration.drain_workloads import PdbWatcher  # noqa: E402
 from tests.integration.drain_workloads import Sampler  # noqa: E402
 from tests.integration.eks_nodegroup_env import LABEL  # noqa: E402
-from tests.integration.node_rollout_env import STATE_TAG, Store, make_group, roll, roll_playbook, rollout_env  # noqa: E402
+from tests.integration.node_rollout_env import STATE_TAG, Store, killed_roll, make_group, roll, rollout_env  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402
 from tests.sandbox.kube.scenarios import wait_for  # noqa: E402
 
-ANSIBLE_PLAYBOOK = str(Path(sys.executable).parent / "ansible-playbook")
 GROUPS = ("a", "b", "c")
 SURGE = UNAVAILABLE = "20%"
 PDB_BUDGET = 2
@@ -172,17 +170,7 @@ def bench_roll(sandbox, env, nodes, settings, rows):
 
 
 def bench_killed(sandbox, env, nodes, kill_after, rows):
-    handle = roll_playbook(env, **role_vars(env, nodes))
-    proc = subprocess.Popen([ANSIBLE_PLAYBOOK, "-i", "localhost,", handle.name], env=ansible_env(sandbox), cwd=str(ROOT),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        time.sleep(kill_after)
-        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        os.unlink(handle.name)
+    killed_roll(sandbox, env, kill_after, **role_vars(env, nodes))
     killed_state = left_behind(sandbox, env, nodes)
     with PdbWatcher(Store(sandbox, env.name), interval=0.1) as pdbs:
         started = time.monotonic()
@@ -194,13 +182,16 @@ def bench_killed(sandbox, env, nodes, kill_after, rows):
                  "{0} samples".format(len(pdbs.violations)), "left after re-run: {0}".format("; ".join(after) or "nothing")))
 
 
-def bench_refresh(sandbox, env, nodes, rows):
+def bench_refresh(sandbox, env, nodes, settings, rows):
     autoscaling = sandbox.client("autoscaling")
     names = [env.name + "-" + g for g in GROUPS]
+    # The warmup an operator sets: a new instance counts as healthy once its node could have joined (the sandbox's
+    # default warmup is 0, and AWS's falls back to the group's health check grace period).
+    warmup = int(math.ceil(settings.node_ready_delay))
     with PdbWatcher(Store(sandbox, env.name), interval=0.1) as pdbs, ReadyByGroup(sandbox, env.name) as ready:
         started = time.monotonic()
         ids = dict((name, autoscaling.start_instance_refresh(AutoScalingGroupName=name, Strategy="Rolling", Preferences={
-            "MinHealthyPercentage": 80, "MaxHealthyPercentage": 120})["InstanceRefreshId"]) for name in names)
+            "MinHealthyPercentage": 80, "MaxHealthyPercentage": 120, "InstanceWarmup": warmup})["InstanceRefreshId"]) for name in names)
 
         def done():
             statuses = [autoscaling.describe_instance_refreshes(AutoScalingGroupName=n, InstanceRefreshIds=[i])["InstanceRefreshes"][0]["Status"]
@@ -210,7 +201,8 @@ def bench_refresh(sandbox, env, nodes, rows):
         wall = time.monotonic() - started
     floor = nodes - unavailable_of(nodes)
     lowest = " ".join("{0}:{1}".format(g, ready.lowest.get(g)) for g in GROUPS)
-    rows.append(("ASG instance refresh (all 3 at once)", "{0:.0f}".format(wall), "status {0}; no drain".format(",".join(sorted(set(statuses)))),
+    rows.append(("ASG instance refresh (all 3 at once)", "{0:.0f}".format(wall), "status {0}; warmup {1} s; no drain".format(
+                     ",".join(sorted(set(statuses))), warmup),
                  "{0} (floor {1})".format(lowest, floor), "{0} samples".format(len(pdbs.violations)), ""))
 
 
@@ -295,7 +287,7 @@ def main():
         bench_killed(sandbox, env, nodes, wall / 6, rows)  # half-way through the group (a third of the first run's work)
         outdate(env, module_runner, nodes, 3)
         progress("instance refresh", rows)
-        bench_refresh(sandbox, env, nodes, rows)
+        bench_refresh(sandbox, env, nodes, settings, rows)
         if not args.no_upgrade:
             progress("upgrade", rows)
             bench_upgrade(sandbox, rows)
