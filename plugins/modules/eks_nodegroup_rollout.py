@@ -52,6 +52,7 @@ options:
       - Several node groups of the cluster, each taking the step in one call (the groups of a roll move together, so their
         waits overlap). The result then holds RV(groups), one entry per group with the keys a single O(name) returns,
         and the top-level RV(old_instances), RV(terminated) and RV(remaining) of all of them.
+      - With O(step=plan), a failure names the problem of every group that has one; any other step stops at the first.
     type: list
     elements: str
     version_added: 0.1.0
@@ -694,12 +695,26 @@ def main():
         if step != "plan":
             rollout.processes_to_suspend(module.params["suspend_processes"], [])
         snapshot = dict((r["name"], r) for r in reader.snapshot())
-        works = [GroupRollout(module, reader, group, snapshot[group]) for group in names]
-        for work in works:
+        # A plan of several groups names every group's problem at once; any other step stops at the first.
+        works, problems = [], []
+        for group in names:
+            try:
+                work = GroupRollout(module, reader, group, snapshot[group])
+            except rollout.RolloutError as exc:
+                if step != "plan":
+                    raise
+                problems.append(str(exc))
+                continue
             blocked = rollout.blocking_suspensions(work.group["suspended_processes"])
             if blocked and step in ("plan", "begin", "surge", "select"):
-                module.fail_json(msg="node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
-                                 "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+                problems.append("node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
+                                "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+                if step != "plan":
+                    break
+            works.append(work)
+        if problems:
+            module.fail_json(msg="; ".join(problems))
+        for work in works:
             if step in ("surge", "select", "terminate"):
                 work.require_ownership()  # before any group of the call changes
         take_steps(module, works, step)
