@@ -133,6 +133,8 @@ options:
     description:
       - With O(step=terminate), raise desired capacity for the next batch right after the terminations (what O(step=surge)
         does), so that one call ends a batch and starts the next one's launches.
+      - With O(step=begin), raise it for the first batch once the rollout is recorded, so that one call starts the roll and
+        its first launches.
     type: bool
     default: false
     version_added: 0.1.0
@@ -536,6 +538,8 @@ class GroupRollout:
             self.scale_autoscaler(autoscaler["deployment"], 0, replicas)
         if self.params["cluster_autoscaler"] == "annotate":
             self.annotate_nodes(disable=True)
+        if self.params["surge_next"]:
+            self.step_surge()
 
     def step_surge(self):
         self.require_state()
