@@ -52,6 +52,7 @@ options:
       - Several node groups of the cluster, each taking the step in one call (the groups of a roll move together, so their
         waits overlap). The result then holds RV(groups), one entry per group with the keys a single O(name) returns,
         and the top-level RV(old_instances), RV(terminated) and RV(remaining) of all of them.
+      - With O(step=plan), a failure names the problem of every group that has one; any other step stops at the first.
     type: list
     elements: str
     version_added: 0.1.0
@@ -132,6 +133,8 @@ options:
     description:
       - With O(step=terminate), raise desired capacity for the next batch right after the terminations (what O(step=surge)
         does), so that one call ends a batch and starts the next one's launches.
+      - With O(step=begin), raise it for the first batch once the rollout is recorded, so that one call starts the roll and
+        its first launches.
     type: bool
     default: false
     version_added: 0.1.0
@@ -535,6 +538,8 @@ class GroupRollout:
             self.scale_autoscaler(autoscaler["deployment"], 0, replicas)
         if self.params["cluster_autoscaler"] == "annotate":
             self.annotate_nodes(disable=True)
+        if self.params["surge_next"]:
+            self.step_surge()
 
     def step_surge(self):
         self.require_state()
@@ -694,12 +699,26 @@ def main():
         if step != "plan":
             rollout.processes_to_suspend(module.params["suspend_processes"], [])
         snapshot = dict((r["name"], r) for r in reader.snapshot())
-        works = [GroupRollout(module, reader, group, snapshot[group]) for group in names]
-        for work in works:
+        # A plan of several groups names every group's problem at once; any other step stops at the first.
+        works, problems = [], []
+        for group in names:
+            try:
+                work = GroupRollout(module, reader, group, snapshot[group])
+            except rollout.RolloutError as exc:
+                if step != "plan":
+                    raise
+                problems.append(str(exc))
+                continue
             blocked = rollout.blocking_suspensions(work.group["suspended_processes"])
             if blocked and step in ("plan", "begin", "surge", "select"):
-                module.fail_json(msg="node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
-                                 "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+                problems.append("node group {0} has {1} suspended, so new instances cannot launch or old ones terminate; resume {1} "
+                                "(aws autoscaling resume-processes) and run again".format(work.group["name"], ", ".join(blocked)))
+                if step != "plan":
+                    break
+            works.append(work)
+        if problems:
+            module.fail_json(msg="; ".join(problems))
+        for work in works:
             if step in ("surge", "select", "terminate"):
                 work.require_ownership()  # before any group of the call changes
         take_steps(module, works, step)
