@@ -91,6 +91,33 @@ def roll_playbook(env, **role_vars):
     return handle
 
 
+def killed_roll(sandbox, env, until, timeout=180, message="the moment to kill the roll", **role_vars):
+    """Start the role's roll (ansible-playbook in a session of its own) and SIGKILL it with its workers, by process
+    group, once `until()` holds (polled every 0.2 s for up to `timeout` s) or, when `until` is a number, after that
+    many seconds: a run killed half-way."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integration.conftest import ROOT, ansible_env
+
+    handle = roll_playbook(env, **role_vars)
+    proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", "localhost,", handle.name],
+                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        if callable(until):
+            wait_for(until, timeout=timeout, interval=0.2, message=message)
+        else:
+            time.sleep(until)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.unlink(handle.name)
+
+
 def roll(sandbox, env, check=False, diff=False, **role_vars):
     handle = roll_playbook(env, **role_vars)
     try:

@@ -5,17 +5,12 @@ A cluster of its own, so that this file runs beside test_node_rollout.py."""
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 
 import kubernetes
 import pytest
 
-from tests.integration.conftest import ROOT
-from tests.integration.conftest import ansible_env
 from tests.integration.conftest import run_playbook
 from tests.integration.eks_nodegroup_env import LABEL
 from tests.integration.eks_nodegroup_env import write_calls
@@ -26,6 +21,7 @@ from tests.integration.node_rollout_env import annotations
 from tests.integration.node_rollout_env import assert_restored
 from tests.integration.node_rollout_env import failure
 from tests.integration.node_rollout_env import group_now
+from tests.integration.node_rollout_env import killed_roll
 from tests.integration.node_rollout_env import make_group
 from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import role_result
@@ -52,22 +48,13 @@ def test_a_run_killed_with_sigkill_mid_roll_is_resumed_by_the_next_run(env, modu
     assert write_calls(sandbox) == {}
     [said] = role_result(planned, "Say what would be rolled (check mode changes nothing)")["results"]
     assert said["msg"].startswith("{0}: 2 outdated instances to replace in 2 batches (surge 1, max unavailable 0)".format(name))
-    handle = roll_playbook(env, node_rollout_node_groups=[name])
     autoscaling = sandbox.client("autoscaling")
-    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i", "localhost,", handle.name],
-                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        def surged():
-            [asg] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
-            tags = dict((t["Key"], t["Value"]) for t in asg.get("Tags", []))
-            return asg["DesiredCapacity"] == 3 and STATE_TAG in tags
-        wait_for(surged, timeout=120, interval=0.2, message="the first surge of the rollout")
-        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        os.unlink(handle.name)
+
+    def surged():
+        [asg] = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"]
+        tags = dict((t["Key"], t["Value"]) for t in asg.get("Tags", []))
+        return asg["DesiredCapacity"] == 3 and STATE_TAG in tags
+    killed_roll(sandbox, env, surged, timeout=120, message="the first surge of the rollout", node_rollout_node_groups=[name])
     left = group_now(env, module_runner, "kill")
     assert STATE_TAG in left["tags"] and "AZRebalance" in left["suspended_processes"]
     run = roll(sandbox, env, node_rollout_node_groups=[name])
@@ -191,22 +178,13 @@ def test_a_run_killed_while_it_holds_a_disruption_slot_does_not_block_the_next_r
              timeout=90, interval=0.5, message="2 Ready web pods")
     assert len(set(p.spec.node_name for p in env.core.list_namespaced_pod(namespace).items)) == 2  # one on each old node
     old_nodes = set(i["node"]["node_name"] for i in group_now(env, module_runner, group)["instances"])
-    handle = roll_playbook(env, node_rollout_node_groups=[name], node_rollout_wait_progress=2)
-    proc = subprocess.Popen([str(os.path.join(os.path.dirname(sys.executable), "ansible-playbook")), "-i", "localhost,", handle.name],
-                            env=ansible_env(sandbox), cwd=str(ROOT), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        held = {}
+    held = {}
 
-        def slot_taken():
-            held.update((node, entry) for node, entry in lock_slots(env).items() if node in old_nodes)
-            return bool(held)
-        wait_for(slot_taken, timeout=180, interval=0.2, message="the roll holding a disruption slot for an old node")
-        os.killpg(proc.pid, signal.SIGKILL)  # our own ansible-playbook and its workers, by process group id
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        os.unlink(handle.name)
+    def slot_taken():
+        held.update((node, entry) for node, entry in lock_slots(env).items() if node in old_nodes)
+        return bool(held)
+    killed_roll(sandbox, env, slot_taken, timeout=180, message="the roll holding a disruption slot for an old node",
+                node_rollout_node_groups=[name], node_rollout_wait_progress=2)
     [(held_node, entry)] = held.items()
     killed = entry["holder"]
     assert killed.startswith("node_rollout/") and lock_slots(env)[held_node]["holder"] == killed  # still held after the kill
