@@ -194,11 +194,9 @@ def test_a_run_killed_while_it_holds_a_disruption_slot_does_not_block_the_next_r
     if action == "resume":
         # the workload may now move: the resumed run can drain (the killed run's drain job, left running, may finish it first)
         env.policy.delete_namespaced_pod_disruption_budget("web", namespace)
-    started = time.monotonic()
-    # a wait for the killed run's slot would fail the run after 120 s instead of node_rollout_disruption_wait_timeout's 1800 s
+    # a wait for the killed run's slot (its ttl is 3600 s) fails the run after 120 s: rc 0 is the proof, whatever the wall time
     run = roll(sandbox, env, node_rollout_node_groups=[name], node_rollout_action=action, node_rollout_wait_progress=2,
                node_rollout_disruption_wait_timeout=120)
-    took = time.monotonic() - started
     assert run.returncode == 0, failure(run)
     names = [t["task"]["name"] for t in run.tasks]
     assert not [n for n in names if "held: " + killed in n], names  # never waited for the killed run's slot
@@ -215,7 +213,6 @@ def test_a_run_killed_while_it_holds_a_disruption_slot_does_not_block_the_next_r
     else:
         assert sorted(i["instance_id"] for i in serving(after)) == sorted(old_ids)
         assert all(i["node"]["schedulable"] for i in serving(after))
-    assert took < 120, took
 
 
 def lock_slots(env):
