@@ -6,7 +6,6 @@ A cluster of its own, so that this file runs beside test_node_rollout.py."""
 import json
 import os
 import threading
-import time
 
 import kubernetes
 import pytest
