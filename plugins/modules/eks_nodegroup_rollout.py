@@ -532,8 +532,9 @@ class GroupRollout:
             if rollout.ownership(self.owner, holder) == "other":
                 self.previous_holder = self.owner
             record = dict(self.state, autoscaler=autoscaler) if autoscaler and self.state.get("autoscaler") != autoscaler else None
-            if record is not None or (holder and self.owner != holder):
-                self.write_state(record, holder if holder and self.owner != holder else None)
+            new_holder = holder if holder and self.owner != holder else None
+            if record is not None or new_holder is not None:
+                self.write_state(record, new_holder)
         if autoscaler:
             self.scale_autoscaler(autoscaler["deployment"], 0, replicas)
         if self.params["cluster_autoscaler"] == "annotate":
