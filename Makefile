@@ -12,10 +12,11 @@ COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/selfmanaged/eks
 SANITY_ROOT := $(CURDIR)/build/sanity
 SANITY_TREE := $(SANITY_ROOT)/ansible_collections/selfmanaged/eks
 STAMP := $(VENV)/.installed
-# The test suites' bytecode cache for the code modules import from their AnsiballZ zip (tests/tools/bytecode_cache.py):
-# installed into .venv, used by every module run the tests and the demo start.
-BYTECODE_HOOK := $(VENV)/.bytecode_cache_hook
-export SELFMANAGED_EKS_BYTECODE_CACHE := $(CURDIR)/$(VENV)/bytecode-cache
+# The test suites' caches of work every Ansible run repeats identically (tests/tools/run_cache.py: the bytecode of
+# AnsiballZ imports, the AnsiballZ payloads, collection routing metadata): installed into .venv, used by every
+# Ansible run the tests and the demo start.
+RUN_CACHE_HOOK := $(VENV)/.run_cache_hook
+export SELFMANAGED_EKS_RUN_CACHE := $(CURDIR)/$(VENV)/run-cache
 SITE_COLLECTIONS = $(shell $(BIN)/python -c 'import ansible, os; print(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), "ansible_collections"))')
 
 export PATH := $(BIN):$(PATH)
@@ -34,7 +35,7 @@ help:
 	@echo "make bench   benchmarks under tests/benchmarks (tables, not assertions)"
 	@echo "make build   ansible-galaxy collection build"
 
-venv: $(STAMP) $(COLLECTION_LINK) $(BYTECODE_HOOK)
+venv: $(STAMP) $(COLLECTION_LINK) $(RUN_CACHE_HOOK)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +44,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
 	touch $@
 
-$(BYTECODE_HOOK): tests/tools/bytecode_cache.py $(STAMP)
+$(RUN_CACHE_HOOK): tests/tools/run_cache.py $(STAMP)
 	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
-	cp tests/tools/bytecode_cache.py $$site/_selfmanaged_eks_bytecode_cache.py && \
-	echo "import _selfmanaged_eks_bytecode_cache" > $$site/_selfmanaged_eks_bytecode_cache.pth
+	rm -f $$site/_selfmanaged_eks_bytecode_cache.py $$site/_selfmanaged_eks_bytecode_cache.pth; \
+	cp tests/tools/run_cache.py $$site/_selfmanaged_eks_run_cache.py && \
+	echo "import _selfmanaged_eks_run_cache" > $$site/_selfmanaged_eks_run_cache.pth
 	touch $@
 
 # The checkout itself is the collection: a relative link, nothing copied.

@@ -55,9 +55,9 @@ def ansible_env(sandbox, extra=None):
             "ANSIBLE_ROLES_PATH": str(ROOT / "roles"),
         }
     )
-    # Module runs skip recompiling what they import from their AnsiballZ zip (tests/tools/bytecode_cache.py,
-    # installed into .venv by the Makefile, which also sets this for make's runs).
-    env.setdefault("SELFMANAGED_EKS_BYTECODE_CACHE", str(ROOT / ".venv" / "bytecode-cache"))
+    # Runs skip work they repeat identically: compiling AnsiballZ imports, building payloads, parsing routing
+    # metadata (tests/tools/run_cache.py, installed into .venv by the Makefile, which also sets this for make's runs).
+    env.setdefault("SELFMANAGED_EKS_RUN_CACHE", str(ROOT / ".venv" / "run-cache"))
     env.update(extra or {})
     return env
 

@@ -1,0 +1,209 @@
+"""Caches that spare the test suites' Ansible runs work they repeat identically, for the test suites only.
+
+`make test` starts ~400 ansible-playbook runs and thousands of module runs on 2 cores, and each one repeated work
+whose result cannot differ from the run before:
+
+- **Bytecode of AnsiballZ imports.** A module run imports `ansible.module_utils`, amazon.aws's and our module_utils
+  and the module from its AnsiballZ zip with zipimport, which compiles each source anew: Python writes no .pyc for
+  code imported from a zip (~0.2 s of CPU per module run). The code object of a source is stored under the hash of
+  the Python version, the file's path inside the zip and its source. Code objects are given back the file name of
+  the zip they were imported from (tracebacks name the real file).
+- **The AnsiballZ payloads.** ansible-core builds a module's payload (it parses every module_util the module
+  imports, recursively, and zips them: ~0.4 s for one of ours) once per ansible-playbook process, into a cache
+  directory inside the process's own temporary directory. Here that directory is a link to a shared one, so a
+  payload is built once per content of the collections it is built from: the shared directory is named by a
+  fingerprint of ansible-core's version and of the files of every collection on the collections path (every file
+  under `plugins/` and `meta/` of a checkout, the MANIFEST.json of an installed collection). Changing a module or a
+  module_util gives a new fingerprint, so a stale payload is never used. ansible-core's own lock and atomic
+  rename guard the shared files, as they guard the forks of one run.
+- **Collection routing metadata.** Every process parses the `meta/runtime.yml` of ansible-core and of the
+  collections it touches (~0.1 s: ansible.builtin's alone is thousands of lines). ansible-core passes this parse
+  through a function it documents as one tools may replace to cache its output; its result (plain strings, lists
+  and dicts) is stored under the hash of the YAML text.
+
+What runs is the same code on the same data; only repeated work is skipped. Installed into the test virtualenv by
+the Makefile (this file as `_selfmanaged_eks_run_cache.py` plus a .pth line that imports it), it does nothing unless
+SELFMANAGED_EKS_RUN_CACHE names a directory, which the Makefile and the integration conftest set. Users' runs never
+load it.
+"""
+
+import os
+import sys
+
+ENV = "SELFMANAGED_EKS_RUN_CACHE"
+
+
+def _store(path, data):
+    """Write `data` to `path` atomically (readers see the whole file or none); errors only cost the cache."""
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = "{0}.{1}".format(path, os.getpid())
+        with open(partial, "wb") as stored:
+            stored.write(data)
+        os.replace(partial, path)
+    except OSError:
+        pass
+
+
+def _retarget(code, filename):
+    consts = tuple(_retarget(const, filename) if isinstance(const, type(code)) else const for const in code.co_consts)
+    return code.replace(co_filename=filename, co_consts=consts)
+
+
+def install_bytecode(directory):
+    import hashlib
+    import marshal
+    import zipimport
+
+    compile_source = zipimport._compile_source
+    tag = (sys.implementation.cache_tag or sys.version).encode()
+
+    def cached_compile(pathname, source):
+        inner = pathname.split(".zip" + os.sep, 1)[-1]
+        key = hashlib.sha256(tag + b"\0" + inner.encode() + b"\0" + source).hexdigest()
+        path = os.path.join(directory, key)
+        try:
+            with open(path, "rb") as stored:
+                return _retarget(marshal.loads(stored.read()), pathname)
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        code = compile_source(pathname, source)
+        _store(path, marshal.dumps(code))
+        return code
+
+    zipimport._compile_source = cached_compile
+
+
+def collections_fingerprint(roots, version):
+    """A hash of what an AnsiballZ payload can be built from: the ansible-core `version`, and for each
+    `ansible_collections` tree under `roots`, every file of a checkout's `plugins/` and `meta/` (path, size,
+    modification time) and an installed collection's MANIFEST.json (pip replaces it with the collection)."""
+    import hashlib
+
+    digest = hashlib.sha256(str(version).encode())
+    for root in roots:
+        tree = os.path.join(root, "ansible_collections")
+        try:
+            namespaces = sorted(os.listdir(tree))
+        except OSError:
+            continue
+        for namespace in namespaces:
+            try:
+                names = sorted(os.listdir(os.path.join(tree, namespace)))
+            except OSError:
+                continue
+            for name in names:
+                collection = os.path.join(tree, namespace, name)
+                manifest = os.path.join(collection, "MANIFEST.json")
+                if os.path.isfile(manifest):
+                    files = [manifest]
+                else:
+                    files = []
+                    for part in ("plugins", "meta"):
+                        for folder, dirs, found in os.walk(os.path.join(collection, part)):
+                            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+                            files.extend(os.path.join(folder, f) for f in sorted(found))
+                for path in files:
+                    try:
+                        st = os.stat(path)
+                    except OSError:
+                        continue
+                    digest.update("{0}\0{1}\0{2}\n".format(path, st.st_size, st.st_mtime_ns).encode())
+    return digest.hexdigest()[:24]
+
+
+def _patch_module_common(module, directory):
+    """Route ansible-core's per-process AnsiballZ cache directory to a shared one named by the fingerprint."""
+    find_module_utils = module._find_module_utils
+    linked = []
+
+    def shared_payload_cache(**kwargs):
+        if not linked:
+            linked.append(True)
+            try:
+                from ansible import constants as C
+                from ansible import release
+                from ansible.utils.collection_loader import AnsibleCollectionConfig
+
+                roots = list(AnsibleCollectionConfig.collection_paths)
+                shared = os.path.join(directory, "ansiballz", collections_fingerprint(roots, release.__version__))
+                os.makedirs(shared, exist_ok=True)
+                os.symlink(shared, os.path.join(C.DEFAULT_LOCAL_TMP, "ansiballz_cache"))
+            except OSError:
+                pass  # a fork of this run linked it first, or no link: the run builds its payloads itself
+        return find_module_utils(**kwargs)
+
+    module._find_module_utils = shared_payload_cache
+
+
+def _patch_collection_meta(module, directory):
+    import hashlib
+    import marshal
+
+    meta_yml_to_dict = module._meta_yml_to_dict
+
+    def cached_meta_yml_to_dict(yaml_string_data, content_id):
+        raw = yaml_string_data if isinstance(yaml_string_data, bytes) else str(yaml_string_data).encode("utf-8", "surrogateescape")
+        path = os.path.join(directory, "meta", hashlib.sha256(raw).hexdigest())
+        try:
+            with open(path, "rb") as stored:
+                return marshal.loads(stored.read())
+        except (OSError, ValueError, EOFError, TypeError):
+            pass
+        result = meta_yml_to_dict(yaml_string_data, content_id)
+        try:
+            data = marshal.dumps(result)
+        except ValueError:
+            return result  # not plain data: not cached
+        _store(path, data)
+        return result
+
+    module._meta_yml_to_dict = cached_meta_yml_to_dict
+
+
+class _PatchAfterImport:
+    """A meta path finder that lets the real finders load a module, then patches it before anyone imports from it."""
+
+    def __init__(self, patches):
+        self.patches = patches
+
+    def find_spec(self, name, path=None, target=None):
+        patch = self.patches.get(name)
+        if patch is None:
+            return None
+        for finder in sys.meta_path:
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                exec_module = spec.loader.exec_module
+
+                def exec_and_patch(module, exec_module=exec_module, patch=patch):
+                    exec_module(module)
+                    patch(module)
+
+                spec.loader.exec_module = exec_and_patch
+                return spec
+            if spec is not None:
+                return spec
+        return None
+
+
+def install(directory):
+    if getattr(sys, "_selfmanaged_eks_run_cache", None):
+        return  # installed already (the .pth line ran, and a test imports this file again)
+    sys._selfmanaged_eks_run_cache = directory
+    install_bytecode(os.path.join(directory, "bytecode"))
+    sys.meta_path.insert(
+        0,
+        _PatchAfterImport(
+            {
+                "ansible.executor.module_common": lambda module: _patch_module_common(module, directory),
+                "ansible.utils.collection_loader._collection_meta": lambda module: _patch_collection_meta(module, directory),
+            }
+        ),
+    )
+
+
+if os.environ.get(ENV):
+    install(os.environ[ENV])
