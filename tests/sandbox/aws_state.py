@@ -87,38 +87,45 @@ def _isoformat(value) -> str:
 def cluster_instances(region: str, cluster_name: str) -> list[dict]:
     """Instances tagged ``kubernetes.io/cluster/<name>=owned`` that are pending, running,
     stopping or stopped (terminated instances are absent)."""
+    return instances_by_cluster(region, [cluster_name])[cluster_name]
+
+
+def instances_by_cluster(region: str, cluster_names) -> dict[str, list[dict]]:
+    """``cluster_instances`` of several clusters of a region from one pass over its instances (the
+    kubelet stand-in's tick: a pass per cluster made the tick grow with clusters x instances)."""
     from tests.sandbox.aws import autoscaling
 
     autoscaling.settle()  # the kubelet's tick moves due Pending instances to running
     backend = _ec2_backend(region)
-    tag_key = f"kubernetes.io/cluster/{cluster_name}"
-    result = []
+    result = {name: [] for name in cluster_names}
+    wanted = {f"kubernetes.io/cluster/{name}": name for name in result}
     for instance in list(backend.all_instances()):
         if instance.state not in _LIVE_STATES:
             continue
         tags = dict(backend.tags.get(instance.id, {}))
-        if tags.get(tag_key) != "owned":
+        owners = [name for key, name in wanted.items() if tags.get(key) == "owned"]
+        if not owners:
             continue
         image = backend.amis.get(instance.image_id)
         profile_arn, role_arns = _profile_of(instance)
-        result.append(
-            {
-                "instanceId": instance.id,
-                "state": instance.state,
-                "privateDnsName": instance.private_dns_name,
-                "privateIpAddress": instance.private_ip,
-                "availabilityZone": instance.placement.zone,
-                "instanceType": instance.instance_type,
-                "imageId": instance.image_id,
-                "imageName": getattr(image, "name", "") or "",
-                "imageDescription": getattr(image, "description", "") or "",
-                "userData": _decoded_user_data(instance.user_data),
-                "instanceProfileArn": profile_arn,
-                "roleArns": role_arns,
-                "launchTime": _isoformat(instance.launch_time),
-                "tags": tags,
-            }
-        )
+        record = {
+            "instanceId": instance.id,
+            "state": instance.state,
+            "privateDnsName": instance.private_dns_name,
+            "privateIpAddress": instance.private_ip,
+            "availabilityZone": instance.placement.zone,
+            "instanceType": instance.instance_type,
+            "imageId": instance.image_id,
+            "imageName": getattr(image, "name", "") or "",
+            "imageDescription": getattr(image, "description", "") or "",
+            "userData": _decoded_user_data(instance.user_data),
+            "instanceProfileArn": profile_arn,
+            "roleArns": role_arns,
+            "launchTime": _isoformat(instance.launch_time),
+            "tags": tags,
+        }
+        for name in owners:
+            result[name].append(dict(record, tags=dict(tags)) if len(owners) > 1 else record)
     return result
 
 

@@ -98,14 +98,24 @@ class Kubelet:
 
     # ---- one loop iteration ------------------------------------------------------------
     def tick(self):
-        for key, cluster in list(self.side.clusters.items()):
+        clusters = list(self.side.clusters.items())
+        # One pass over a region's instances for all its clusters (a pass per cluster grew with clusters x instances).
+        instances = {}
+        for region in sorted({cluster.region for _, cluster in clusters}):
+            names = [cluster.name for _, cluster in clusters if cluster.region == region]
             try:
-                self._tick_cluster(key, cluster)
+                instances.update({(region, name): found for name, found in self.side.aws_state.instances_by_cluster(region, names).items()})
+            except Exception:  # noqa: BLE001 - a failed read is retried at the next tick
+                LOG.exception("kubelet tick could not read the instances of region %s", region)
+        for key, cluster in clusters:
+            if (cluster.region, cluster.name) not in instances:
+                continue
+            try:
+                self._tick_cluster(key, cluster, instances[(cluster.region, cluster.name)])
             except Exception:  # noqa: BLE001 - one broken cluster must not stop the others
                 LOG.exception("kubelet tick failed for cluster %s", cluster.name)
 
-    def _tick_cluster(self, key, cluster):
-        instances = self.side.aws_state.cluster_instances(cluster.region, cluster.name)
+    def _tick_cluster(self, key, cluster, instances):
         records = self.records.setdefault(key, {})
         failures = self.failures.setdefault(key, {})
         description = cluster.describe()
