@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from datetime import datetime
 
 from tests.sandbox.aws import eks as _eks
@@ -48,6 +49,14 @@ def _iam_backend():
     return iam_backends[_eks.account_id()]["aws"]
 
 
+@functools.lru_cache(maxsize=4096)
+def _decoded_text(text: str) -> str:
+    try:
+        return base64.b64decode(text, validate=False).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return text
+
+
 def _decoded_user_data(raw) -> str:
     if raw is None:
         return ""
@@ -57,14 +66,10 @@ def _decoded_user_data(raw) -> str:
             return ""
     if isinstance(raw, bytes):
         raw = raw.decode("ascii", "replace")
-    text = str(raw)
-    try:
-        return base64.b64decode(text, validate=False).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return text
+    return _decoded_text(str(raw))
 
 
-def _profile_of(instance) -> tuple[str, list[str]]:
+def _profile_of(instance, iam=None) -> tuple[str, list[str]]:
     profile = getattr(instance, "iam_instance_profile", None)
     if not profile:
         return "", []
@@ -72,7 +77,7 @@ def _profile_of(instance) -> tuple[str, list[str]]:
     if not arn:
         return "", []
     try:
-        found = _iam_backend().get_instance_profile_by_arn(arn)
+        found = (iam or _iam_backend()).get_instance_profile_by_arn(arn)
     except Exception:  # the profile was deleted after launch: the instance keeps the ARN, no role
         return arn, []
     return arn, [role.arn for role in found.roles]
@@ -99,15 +104,18 @@ def instances_by_cluster(region: str, cluster_names) -> dict[str, list[dict]]:
     backend = _ec2_backend(region)
     result = {name: [] for name in cluster_names}
     wanted = {f"kubernetes.io/cluster/{name}": name for name in result}
+    iam = None
     for instance in list(backend.all_instances()):
         if instance.state not in _LIVE_STATES:
             continue
         tags = dict(backend.tags.get(instance.id, {}))
-        owners = [name for key, name in wanted.items() if tags.get(key) == "owned"]
+        owners = [wanted[key] for key, value in tags.items() if value == "owned" and key in wanted]
         if not owners:
             continue
         image = backend.amis.get(instance.image_id)
-        profile_arn, role_arns = _profile_of(instance)
+        if iam is None and getattr(instance, "iam_instance_profile", None):
+            iam = _iam_backend()
+        profile_arn, role_arns = _profile_of(instance, iam)
         record = {
             "instanceId": instance.id,
             "state": instance.state,

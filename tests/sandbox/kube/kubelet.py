@@ -118,7 +118,9 @@ class Kubelet:
     def _tick_cluster(self, key, cluster, instances):
         records = self.records.setdefault(key, {})
         failures = self.failures.setdefault(key, {})
-        description = cluster.describe()
+        if not instances and not records:
+            return  # no instance now or before (most clusters of a long test session): nothing to follow
+        description = None  # read when an instance is to join
         entries = None
         now = time.monotonic()
         seen = set()
@@ -146,6 +148,7 @@ class Kubelet:
                 else:
                     record.restarted = False
                     if entries is None:
+                        description = cluster.describe()
                         entries = cluster.access_entries()
                     reason = self._join_problem(cluster, description, entries, record)
                     if reason:
