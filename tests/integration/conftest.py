@@ -115,8 +115,9 @@ def run_playbook(sandbox, playbook, extra_vars=None, check=False, diff=False, in
         with os.fdopen(fd, "w") as handle:
             handle.write(proc.stdout)
         with open(kept[:-len(".json")] + ".cpu", "w") as handle:
-            handle.write("{0:.2f} {1:.2f}\n".format(after.children_user + after.children_system - before.children_user - before.children_system,
-                                                      after.elapsed - before.elapsed))
+            handle.write("{0:.2f} {1:.2f} {2}\n".format(after.children_user + after.children_system - before.children_user - before.children_system,
+                                                          after.elapsed - before.elapsed,
+                                                          os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]))
     try:
         output = json.loads(proc.stdout)
     except ValueError:
