@@ -40,8 +40,15 @@ venv: $(STAMP) $(COLLECTION_LINK) $(RUN_CACHE_HOOK)
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# (pip warns about every find-links location of the machine's pip.conf it cannot use: hide only those)
-	$(BIN)/pip install --quiet --upgrade-strategy only-if-needed -r requirements-dev.txt 2>&1 \
+	# pip byte-compiles file after file on one core, every file of the ~100 collections bundled with ansible too,
+	# most never imported here: compile on both cores instead, all but the bundle, and of it the collections used
+	# (64 -> 56 s of a fresh clone's set-up, measured).
+	$(BIN)/pip install --quiet --no-compile --upgrade-strategy only-if-needed -r requirements-dev.txt 2>&1 \
 		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
+	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	$(BIN)/python -m compileall -q -j 0 -x '/ansible_collections/' $$site > /dev/null; \
+	$(BIN)/python -m compileall -q -j 0 $$site/ansible_collections/amazon $$site/ansible_collections/community/aws \
+		$$site/ansible_collections/kubernetes $$site/ansible_collections/ansible $$site/ansible_collections/containers > /dev/null
 	touch $@
 
 $(RUN_CACHE_HOOK): tests/tools/run_cache.py $(STAMP)
