@@ -130,23 +130,24 @@ def run_module(sandbox, module, args, check=False, diff=False, env=None):
 
     The result carries `failed: true` and `msg` when the module failed; tests assert on it.
     """
-    fqcn = module if "." in module else "selfmanaged.eks." + module
-    play = [
-        {
-            "name": "integration",
-            "hosts": "localhost",
-            "connection": "local",
-            "gather_facts": False,
-            "tasks": [{"name": "module under test", fqcn: args, "register": "result"}],
-        }
-    ]
+    return run_modules(sandbox, [(module, args)], check=check, diff=diff, env=env)[0]
+
+
+def run_modules(sandbox, calls, check=False, diff=False, env=None):
+    """Run several modules, one after another, as the tasks of one playbook (`calls`: (module, args) pairs); return
+    their results in order. A failed one ends the run: the calls after it have no result (None). Set-up helpers use it
+    to spare an ansible-playbook start-up per step."""
+    tasks = [{"name": "module {0}".format(index), (module if "." in module else "selfmanaged.eks." + module): args}
+             for index, (module, args) in enumerate(calls)]
+    play = [{"name": "integration", "hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]
     with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as handle:
         yaml.safe_dump(play, handle)
     try:
         run = run_playbook(sandbox, handle.name, check=check, diff=diff, env=env)
     finally:
         os.unlink(handle.name)
-    return run.result("module under test")
+    ran = {task["task"]["name"]: task["hosts"]["localhost"] for task in run.tasks}
+    return [ran.get("module {0}".format(index)) for index in range(len(calls))]
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import time
 import kubernetes
 import yaml
 
+from tests.integration.conftest import run_modules
 from tests.integration.conftest import run_playbook
 from tests.integration.eks_nodegroup_env import Env
 from tests.integration.eks_nodegroup_env import LABEL
@@ -55,12 +56,21 @@ class ReadyWatcher(Sampler):
 
 
 def make_group(env, module_runner, group, **overrides):
-    result = module_runner("eks_nodegroup_asg", env.group_args(group, **overrides))
-    assert result.get("failed") is not True, result.get("msg")
-    info = module_runner("eks_nodegroup_info", dict(cluster_name=env.name, names=[env.name + "-" + group],
-                                                    wait_ready={"timeout": 60, "delay": 1}))
-    assert info.get("failed") is not True, info.get("msg")
-    return info["node_groups"][0]
+    """The group as eks_nodegroup_asg makes it with `overrides`, once its instances have Ready nodes (one playbook run)."""
+    return group_steps(env, [(group, overrides)])[-1]
+
+
+def group_steps(env, steps):
+    """eks_nodegroup_asg then eks_nodegroup_info waiting for Ready nodes, for each (group, overrides) of `steps` in order,
+    as one playbook; the group each info step found."""
+    calls = []
+    for group, overrides in steps:
+        calls.append(("eks_nodegroup_asg", env.group_args(group, **overrides)))
+        calls.append(("eks_nodegroup_info", dict(cluster_name=env.name, names=[env.name + "-" + group], wait_ready={"timeout": 60, "delay": 1})))
+    results = run_modules(env.sandbox, calls)
+    for (module, _), result in zip(calls, results):
+        assert result is not None and result.get("failed") is not True, (module, (result or {}).get("msg"))
+    return [info["node_groups"][0] for info in results[1::2]]
 
 
 def group_now(env, module_runner, group):
@@ -150,8 +160,8 @@ def annotations(env, group):
 
 def outdated_group(env, module_runner, group, desired=2, max_size=3):
     """A group of `desired` Ready instances, all outdated (its launch template changed after they launched)."""
-    before = make_group(env, module_runner, group, desired_capacity=desired, max_size=max_size)
-    changed = make_group(env, module_runner, group, desired_capacity=desired, max_size=max_size, labels={LABEL: group, "tier": group})
+    before, changed = group_steps(env, [(group, dict(desired_capacity=desired, max_size=max_size)),
+                                        (group, dict(desired_capacity=desired, max_size=max_size, labels={LABEL: group, "tier": group}))])
     assert changed["counts"]["outdated"] == desired
     return env.name + "-" + group, [i["instance_id"] for i in before["instances"]]
 

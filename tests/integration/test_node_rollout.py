@@ -21,6 +21,7 @@ from tests.integration.node_rollout_env import annotations
 from tests.integration.node_rollout_env import assert_restored
 from tests.integration.node_rollout_env import failure
 from tests.integration.node_rollout_env import group_now
+from tests.integration.node_rollout_env import group_steps
 from tests.integration.node_rollout_env import make_group
 from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import role_result
@@ -89,8 +90,8 @@ def test_a_new_node_that_cannot_join_stops_the_roll_and_scales_the_surge_back(en
 ])
 def test_bad_input_is_refused_before_anything_changes(env, module_runner, sandbox, role_vars, expected):
     if not any(g["name"] == env.name + "-bad" for g in module_runner("eks_nodegroup_info", dict(cluster_name=env.name))["node_groups"]):
-        make_group(env, module_runner, "bad", desired_capacity=2, max_size=2)
-        make_group(env, module_runner, "bad", desired_capacity=2, max_size=2, labels={LABEL: "bad", "tier": "d"})
+        group_steps(env, [("bad", dict(desired_capacity=2, max_size=2)),
+                          ("bad", dict(desired_capacity=2, max_size=2, labels={LABEL: "bad", "tier": "d"}))])
     role_vars = dict((k, [x.format(name=env.name) for x in v] if isinstance(v, list) else v) for k, v in role_vars.items())
     role_vars.setdefault("node_rollout_node_groups", [env.name + "-bad"])
     sandbox.reset_api_calls()

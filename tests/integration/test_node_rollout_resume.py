@@ -21,7 +21,7 @@ from tests.integration.node_rollout_env import assert_restored
 from tests.integration.node_rollout_env import failure
 from tests.integration.node_rollout_env import group_now
 from tests.integration.node_rollout_env import killed_roll
-from tests.integration.node_rollout_env import make_group
+from tests.integration.node_rollout_env import group_steps
 from tests.integration.node_rollout_env import outdated_group
 from tests.integration.node_rollout_env import role_result
 from tests.integration.node_rollout_env import roll
@@ -37,8 +37,8 @@ def env(sandbox):
 
 
 def test_a_run_killed_with_sigkill_mid_roll_is_resumed_by_the_next_run(env, module_runner, sandbox):
-    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3)
-    make_group(env, module_runner, "kill", desired_capacity=2, max_size=3, labels={LABEL: "kill", "tier": "k"})
+    group_steps(env, [("kill", dict(desired_capacity=2, max_size=3)),
+                      ("kill", dict(desired_capacity=2, max_size=3, labels={LABEL: "kill", "tier": "k"}))])
     name = env.name + "-kill"
     # Check mode says what would be rolled and writes nothing.
     sandbox.reset_api_calls()
@@ -66,8 +66,8 @@ def test_a_run_killed_with_sigkill_mid_roll_is_resumed_by_the_next_run(env, modu
 
 
 def test_a_killed_run_is_aborted(env, module_runner, sandbox):
-    before = make_group(env, module_runner, "abort", desired_capacity=2, max_size=2)
-    make_group(env, module_runner, "abort", desired_capacity=2, max_size=2, labels={LABEL: "abort", "tier": "c"})
+    before, _ = group_steps(env, [("abort", dict(desired_capacity=2, max_size=2)),
+                                  ("abort", dict(desired_capacity=2, max_size=2, labels={LABEL: "abort", "tier": "c"}))])
     name = env.name + "-abort"
     for step in ("begin", "surge"):
         result = module_runner("eks_nodegroup_rollout", dict(cluster_name=env.name, name=name, step=step, raise_max=True))
@@ -116,8 +116,8 @@ def test_a_live_run_whose_roll_another_run_resumed_stops_and_leaves_the_group_to
 
 
 def test_a_roll_waits_for_a_disruption_slot_another_run_holds(env, module_runner, sandbox):
-    before = make_group(env, module_runner, "lock", desired_capacity=2, max_size=3)
-    make_group(env, module_runner, "lock", desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"})
+    before, _ = group_steps(env, [("lock", dict(desired_capacity=2, max_size=3)),
+                                  ("lock", dict(desired_capacity=2, max_size=3, labels={LABEL: "lock", "tier": "l"}))])
     name = env.name + "-lock"
     held = before["instances"][0]["node"]["node_name"]
     other = dict(cluster_name=env.name, holder="node_patching/ops@ctl-2/4711")

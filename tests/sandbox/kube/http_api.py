@@ -176,8 +176,8 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._send_error(exc)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLEOFError):
+            self.close_connection = True  # the client went away (a killed run's watch): nobody to answer
         except Exception as exc:  # noqa: BLE001 - a server bug must answer 500, not hang the client
             LOG.exception("cluster %s: %s %s failed", self.cluster.name, method, self.path)
             self._send_error(errors.ApiError(500, "InternalError", f"sandbox internal error: {exc}"))
