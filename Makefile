@@ -17,6 +17,8 @@ STAMP := $(VENV)/.installed
 # Ansible run the tests and the demo start.
 RUN_CACHE_HOOK := $(VENV)/.run_cache_hook
 export SELFMANAGED_EKS_RUN_CACHE := $(CURDIR)/$(VENV)/run-cache
+# The venv's site-packages, for a recipe's shell (the venv may not exist yet when make reads this file).
+PURELIB := $(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'
 SITE_COLLECTIONS = $(shell $(BIN)/python -c 'import ansible, os; print(os.path.join(os.path.dirname(os.path.dirname(ansible.__file__)), "ansible_collections"))')
 
 export PATH := $(BIN):$(PATH)
@@ -45,14 +47,14 @@ $(STAMP): requirements.txt requirements-dev.txt
 	# (64 -> 56 s of a fresh clone's set-up, measured).
 	$(BIN)/pip install --quiet --no-compile --upgrade-strategy only-if-needed -r requirements-dev.txt 2>&1 \
 		| { grep -v "^WARNING: Location '.*' is ignored" || true; }
-	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$($(PURELIB)); \
 	$(BIN)/python -m compileall -q -j 0 -x '/ansible_collections/' $$site > /dev/null; \
 	$(BIN)/python -m compileall -q -j 0 $$site/ansible_collections/amazon $$site/ansible_collections/community/aws \
 		$$site/ansible_collections/kubernetes $$site/ansible_collections/ansible $$site/ansible_collections/containers > /dev/null
 	touch $@
 
 $(RUN_CACHE_HOOK): tests/tools/run_cache.py $(STAMP)
-	site=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	site=$$($(PURELIB)); \
 	rm -f $$site/_selfmanaged_eks_bytecode_cache.py $$site/_selfmanaged_eks_bytecode_cache.pth; \
 	cp tests/tools/run_cache.py $$site/_selfmanaged_eks_run_cache.py && \
 	echo "import _selfmanaged_eks_run_cache" > $$site/_selfmanaged_eks_run_cache.pth

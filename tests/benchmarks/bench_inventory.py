@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# Measured as users run Ansible: without the test suites' run caches (tests/tools/run_cache.py; "" switches them off
-# for the runs this starts, where `make` and the integration helpers would switch them on).
-os.environ["SELFMANAGED_EKS_RUN_CACHE"] = ""
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / ".venv" / "collections"))
+from tests.tools.run_cache import measure_as_users_run  # noqa: E402
+
+measure_as_users_run()  # the Ansible runs measured here run as users' do, without the test suites' caches
 
 from tests.integration import eks_nodes_fleet as fleet  # noqa: E402
 from tests.sandbox import Sandbox, SandboxSettings  # noqa: E402

@@ -98,20 +98,21 @@ class Kubelet:
 
     # ---- one loop iteration ------------------------------------------------------------
     def tick(self):
-        clusters = list(self.side.clusters.items())
+        clusters = dict(self.side.clusters)  # (region, name) -> KubeCluster
         # One pass over a region's instances for all its clusters (a pass per cluster grew with clusters x instances).
         instances = {}
-        for region in sorted({cluster.region for _, cluster in clusters}):
-            names = [cluster.name for _, cluster in clusters if cluster.region == region]
+        for region in sorted({region for region, _ in clusters}):
             try:
-                instances.update({(region, name): found for name, found in self.side.aws_state.instances_by_cluster(region, names).items()})
+                found = self.side.aws_state.instances_by_cluster(region, [name for r, name in clusters if r == region])
             except Exception:  # noqa: BLE001 - a failed read is retried at the next tick
                 LOG.exception("kubelet tick could not read the instances of region %s", region)
-        for key, cluster in clusters:
-            if (cluster.region, cluster.name) not in instances:
+                continue
+            instances.update(((region, name), listed) for name, listed in found.items())
+        for key, cluster in clusters.items():
+            if key not in instances:
                 continue
             try:
-                self._tick_cluster(key, cluster, instances[(cluster.region, cluster.name)])
+                self._tick_cluster(key, cluster, instances[key])
             except Exception:  # noqa: BLE001 - one broken cluster must not stop the others
                 LOG.exception("kubelet tick failed for cluster %s", cluster.name)
 
