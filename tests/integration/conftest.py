@@ -185,20 +185,23 @@ def module_runner(sandbox):
     return runner
 
 
-# The files whose tests took longest (worker seconds of one whole run, 5 workers on 2 cores), longest first.
-# pytest-xdist (--dist loadfile) hands files to the workers in collection order, which is alphabetical:
-# test_upgrade.py, the longest, came last and ran on alone at the end. The rest keep their order after these.
+# The files whose tests take longest (the wall of a whole CI run: 5 workers on 2 cores), longest first.
+# A file that starts last must not run on alone at the end: in CI9 test_upgrade.py started at 885 s of 1388 and
+# ended the run, because pytest-xdist's default re-sorts files by their number of tests (these have few, long ones),
+# which is why the scheduler below keeps the collection order. The rest keep their alphabetical order after these.
 LONGEST_FIRST = (
-    "test_upgrade.py",                   # 876 s
-    "test_node_rollout.py",              # 583 s
-    "test_node_rollout_protection.py",   # 581 s
-    "test_node_rollout_resume.py",       # 535 s
-    "test_node_rollout_autoscaler.py",   # 485 s
-    "test_node_patching.py",             # 419 s
-    "test_role_csi_drivers.py",          # 248 s
-    "test_eks_node_drain.py",            # 232 s
-    "test_eks_nodegroup_role.py",        # 215 s
-    "test_eks_aws_auth.py",              # 205 s
+    "test_node_rollout_resume.py",       # 730 s
+    "test_upgrade.py",                   # 600 s
+    "test_node_rollout.py",              # 520 s
+    "test_node_rollout_protection.py",   # 470 s
+    "test_node_rollout_autoscaler.py",   # 340 s
+    "test_node_patching.py",             # 320 s
+    "test_role_csi_drivers.py",          # 270 s
+    "test_awx_runner_patch.py",          # 250 s
+    "test_awx_runner.py",                # 200 s
+    "test_eks_nodegroup_role.py",        # 225 s
+    "test_eks_aws_auth.py",              # 220 s
+    "test_eks_node_drain.py",            # 190 s
 )
 
 
@@ -206,6 +209,34 @@ def pytest_collection_modifyitems(session, config, items):
     """Longest files first (LONGEST_FIRST), so that no long file starts last."""
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(Path(str(item.fspath)).name, len(rank)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Whole files (--dist loadfile) in collection order, each handed to a worker only when the worker is about to
+    need it. pytest-xdist's own file scheduler re-sorts the files by their number of tests and hands a worker its next
+    file while two tests of its current one are still to run: a file queued behind two long tests (an upgrade, a
+    roll) waited minutes while other workers were free. Here a worker gets its next file when its current file's last
+    test is the only one left (the worker needs to know its next test before it runs the last one)."""
+    if config.getoption("dist", None) != "loadfile":
+        return None
+    from xdist.scheduler.loadfile import LoadFileScheduling
+
+    class InCollectionOrder(LoadFileScheduling):
+        def __init__(self, config, log=None):
+            super().__init__(config, log)
+            config.option.loadscopereorder = False
+
+        def _reschedule(self, node):
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) > 1:
+                return
+            self._assign_work_unit(node)
+
+    return InCollectionOrder(config, log)
 
 
 def pytest_sessionfinish(session):
