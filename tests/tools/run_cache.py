@@ -20,6 +20,10 @@ whose result cannot differ from the run before:
   collections it touches (~0.1 s: ansible.builtin's alone is thousands of lines). ansible-core passes this parse
   through a function it documents as one tools may replace to cache its output; its result (plain strings, lists
   and dicts) is stored under the hash of the YAML text.
+- **botocore's data files.** Every AWS module run creates its boto3 clients, and botocore parses the JSON of each
+  client's service model, of its endpoints and partitions (ec2's model alone: ~0.1 s), and lists the ~440 services
+  it has data for. A parse is stored pickled under the hash of the file's path, size and modification time; the list
+  under botocore's version (it is made anew when a user's own models exist under another search path).
 
 What runs is the same code on the same data; only repeated work is skipped. Installed into the test virtualenv by
 the Makefile (this file as `_selfmanaged_eks_run_cache.py` plus a .pth line that imports it), it does nothing unless
@@ -161,6 +165,50 @@ def _patch_collection_meta(module, directory):
     module._meta_yml_to_dict = cached_meta_yml_to_dict
 
 
+def _patch_botocore_loaders(module, directory):
+    """botocore's JSON data files (service models, endpoints, partitions) parsed once, and its list of the services
+    it has data for made once."""
+    import hashlib
+    import pickle
+
+    load_file = module.JSONFileLoader._load_file
+    list_available_services = module.Loader.list_available_services
+    own_data = os.path.join(os.path.dirname(module.__file__), "data")
+
+    def cached(key, compute):
+        path = os.path.join(directory, "botocore", hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
+        try:
+            with open(path, "rb") as stored:
+                return pickle.loads(stored.read())
+        except Exception:  # a missing, partial or foreign file: parse instead
+            pass
+        data = compute()
+        if data is not None:
+            _store(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+        return data
+
+    def cached_load_file(self, full_path, open_method):
+        try:
+            st = os.stat(full_path)
+        except OSError:
+            return load_file(self, full_path, open_method)
+        key = "file\0{0}\0{1}\0{2}\0{3}".format(sys.version, full_path, st.st_size, st.st_mtime_ns)
+        return cached(key, lambda: load_file(self, full_path, open_method))
+
+    def cached_list_available_services(self, type_name):
+        # Only botocore's own data (it changes with botocore's version); models a user added under another search
+        # path (~/.aws/models) are listed anew.
+        if any(path != own_data and os.path.isdir(path) for path in self.search_paths):
+            return list_available_services(self, type_name)
+        key = "services\0{0}\0{1}\0{2}\0{3}\0{4}".format(
+            sys.version, getattr(sys.modules.get("botocore"), "__version__", ""), own_data, os.stat(own_data).st_mtime_ns, type_name)
+        return cached(key, lambda: list_available_services(self, type_name))
+
+    cached_list_available_services.__name__ = "list_available_services"
+    module.JSONFileLoader._load_file = cached_load_file
+    module.Loader.list_available_services = module.instance_cache(cached_list_available_services)
+
+
 class _PatchAfterImport:
     """A meta path finder that lets the real finders load a module, then patches it before anyone imports from it."""
 
@@ -200,6 +248,7 @@ def install(directory):
             {
                 "ansible.executor.module_common": lambda module: _patch_module_common(module, directory),
                 "ansible.utils.collection_loader._collection_meta": lambda module: _patch_collection_meta(module, directory),
+                "botocore.loaders": lambda module: _patch_botocore_loaders(module, directory),
             }
         ),
     )

@@ -5,6 +5,7 @@
 - AnsiballZ payloads: a second ansible-playbook run uses the payload the first one built, and a changed module is
   built anew (never a stale payload).
 - Routing metadata: a second parse of the same runtime.yml text reads the stored result.
+- botocore data files: a second process reads the stored parse of a model; a changed file is parsed anew.
 """
 
 import os
@@ -221,3 +222,50 @@ def test_routing_metadata_is_parsed_once_per_text(tmp_path):
     assert calls == [("probe.cache", "runtime.yml"), None]  # the second read came from the store
     module._meta_yml_to_dict(text + b"\n# another text\n", ("probe.cache", "runtime.yml"))
     assert len(calls) == 3
+
+
+BOTOCORE_PROBE = '''
+import json, sys
+from botocore import loaders, session
+data = loaders.JSONFileLoader().load_file({path!r})
+services = session.get_session().get_component("data_loader").list_available_services("service-2")
+print(json.dumps({{"data": data, "services": services}}))
+'''
+
+
+def load_with_botocore(path, cache):
+    env = dict(os.environ)
+    env.pop(ENV, None)
+    if cache:
+        env[ENV] = str(cache)
+    code = "import sys; sys.path.insert(0, {0!r}); import run_cache\n".format(str(ROOT / "tests" / "tools")) + BOTOCORE_PROBE.format(path=str(path))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    import json
+
+    return json.loads(out.stdout)
+
+
+def test_botocore_data_files_are_parsed_once_per_file_and_a_changed_file_anew(tmp_path):
+    import pickle
+
+    cache = tmp_path / "cache"
+    model = tmp_path / "probe" / "service-2"
+    model.parent.mkdir()
+    model.with_suffix(".json").write_text('{"metadata": {"serviceId": "Probe"}}')
+    first = load_with_botocore(model, cache)
+    assert first["data"] == {"metadata": {"serviceId": "Probe"}}
+    # The service list is botocore's own, the same as parsed without the cache.
+    assert first["services"] == load_with_botocore(model, None)["services"] and "eks" in first["services"]
+
+    # The stored parse is what the second process gets: make it recognisably different.
+    stored = [path for path in (cache / "botocore").iterdir() if pickle.loads(path.read_bytes()) == first["data"]]
+    assert len(stored) == 1
+    stored[0].write_bytes(pickle.dumps({"metadata": {"serviceId": "Cached"}}))
+    assert load_with_botocore(model, cache)["data"] == {"metadata": {"serviceId": "Cached"}}
+
+    # A changed file (same size: only its modification time tells) is parsed anew.
+    path = model.with_suffix(".json")
+    before = path.stat()
+    path.write_text('{"metadata": {"serviceId": "Again"}}')
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
+    assert load_with_botocore(model, cache)["data"] == {"metadata": {"serviceId": "Again"}}
