@@ -1,9 +1,9 @@
-"""The shared waiter: throttling is retried, never success; timeouts say the last state."""
+"""The shared waiter: throttling is retried, never success; timeouts say the last state. One client per service and run."""
 
 import botocore.exceptions
 import pytest
 
-from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed, WaitTimeout, error_code, is_throttling, legacy_session_token, wait_until
+from ansible_collections.selfmanaged.eks.plugins.module_utils.aws import WaitFailed, WaitTimeout, aws_client, error_code, is_throttling, legacy_session_token, wait_until
 
 
 def client_error(code):
@@ -177,3 +177,21 @@ def test_a_session_token_wins_and_other_keys_are_left_alone():
     # no key pair at all: boto3 finds credentials itself (profile, instance role), and reads AWS_SECURITY_TOKEN too
     assert legacy_session_token(None, None, AWX_ENV) is None
     assert legacy_session_token("ASIAEXAMPLE", None, dict(AWX_ENV, AWS_SECURITY_TOKEN="")) is None
+
+
+def test_aws_client_makes_one_client_per_service_and_module_run():
+
+    class Module:
+        def __init__(self):
+            self.made = []
+
+        def client(self, service, retry_decorator=None):
+            assert retry_decorator is not None
+            self.made.append(service)
+            return object()
+
+    module, other = Module(), Module()
+    assert aws_client(module, "eks") is aws_client(module, "eks")
+    assert aws_client(module, "ec2") is not aws_client(module, "eks")
+    assert aws_client(other, "eks") is not aws_client(module, "eks")
+    assert (module.made, other.made) == (["eks", "ec2"], ["eks"])
