@@ -13,8 +13,8 @@ SANITY_ROOT := $(CURDIR)/build/sanity
 SANITY_TREE := $(SANITY_ROOT)/ansible_collections/selfmanaged/eks
 STAMP := $(VENV)/.installed
 # The test suites' caches of work every Ansible run repeats identically (tests/tools/run_cache.py: the bytecode of
-# AnsiballZ imports, the AnsiballZ payloads, collection routing metadata): installed into .venv, used by every
-# Ansible run the tests and the demo start.
+# AnsiballZ imports, the AnsiballZ payloads, collection routing metadata, botocore's parsed data files), and each
+# process's skipped last garbage collection: installed into .venv, used by every Ansible run the tests and the demo start.
 RUN_CACHE_HOOK := $(VENV)/.run_cache_hook
 export SELFMANAGED_EKS_RUN_CACHE := $(CURDIR)/$(VENV)/run-cache
 # The venv's site-packages, for a recipe's shell (the venv may not exist yet when make reads this file).

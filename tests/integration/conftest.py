@@ -56,7 +56,8 @@ def ansible_env(sandbox, extra=None):
         }
     )
     # Runs skip work they repeat identically: compiling AnsiballZ imports, building payloads, parsing routing
-    # metadata (tests/tools/run_cache.py, installed into .venv by the Makefile, which also sets this for make's runs).
+    # metadata and botocore's data files, and each process's last garbage collection (tests/tools/run_cache.py,
+    # installed into .venv by the Makefile, which also sets this for make's runs).
     env.setdefault("SELFMANAGED_EKS_RUN_CACHE", str(ROOT / ".venv" / "run-cache"))
     env.update(extra or {})
     return env

@@ -24,6 +24,14 @@ whose result cannot differ from the run before:
   client's service model, of its endpoints and partitions (ec2's model alone: ~0.1 s), and lists the ~440 services
   it has data for. A parse is stored pickled under the hash of the file's path, size and modification time; the list
   under botocore's version (it is made anew when a user's own models exist under another search path).
+- **The last garbage collection of a process.** When a Python process exits, the interpreter runs the cyclic
+  garbage collector over every object still alive before it frees them. A module run's heap holds botocore's parsed
+  service models: this last pass cost ~0.08 s of CPU per AWS module run (20 module runs: 9.3 -> 7.7 CPU-s,
+  measured), for memory the operating system frees with the process anyway. The heap is frozen (`gc.freeze()`) as
+  a process's very last atexit step, after every handler its code registered (ansible's removal of a module's
+  temporary directory among them), so the last pass has nothing to traverse. The one difference: an object that is
+  part of a reference cycle still alive at exit is not finalized (its `__del__` does not run); code that must clean
+  up at exit registers an atexit handler, and those all run.
 
 What runs is the same code on the same data; only repeated work is skipped. Installed into the test virtualenv by
 the Makefile (this file as `_selfmanaged_eks_run_cache.py` plus a .pth line that imports it), it does nothing unless
@@ -237,10 +245,19 @@ class _PatchAfterImport:
         return None
 
 
+def skip_the_last_collection():
+    """Freeze the heap as this process's last atexit step (registered first, atexit handlers run last in first out)."""
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
+
+
 def install(directory):
     if getattr(sys, "_selfmanaged_eks_run_cache", None):
         return  # installed already (the .pth line ran, and a test imports this file again)
     sys._selfmanaged_eks_run_cache = directory
+    skip_the_last_collection()
     install_bytecode(os.path.join(directory, "bytecode"))
     sys.meta_path.insert(
         0,

@@ -6,6 +6,7 @@
   built anew (never a stale payload).
 - Routing metadata: a second parse of the same runtime.yml text reads the stored result.
 - botocore data files: a second process reads the stored parse of a model; a changed file is parsed anew.
+- The last collection: a process skips only the interpreter's last garbage collection; its atexit handlers all run.
 """
 
 import os
@@ -269,3 +270,38 @@ def test_botocore_data_files_are_parsed_once_per_file_and_a_changed_file_anew(tm
     path.write_text('{"metadata": {"serviceId": "Again"}}')
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000))
     assert load_with_botocore(model, cache)["data"] == {"metadata": {"serviceId": "Again"}}
+
+
+EXIT_PROBE = '''
+import atexit, gc, sys
+sys.path.insert(0, {tools!r})
+import run_cache
+
+
+class InACycle:
+    def __del__(self):
+        print("finalized", flush=True)
+
+
+gc.collect()
+atexit.register(print, "atexit handler ran", flush=True)
+cycle = InACycle()
+cycle.itself = cycle
+del cycle
+'''
+
+
+def exit_output(cache):
+    env = dict(os.environ)
+    env.pop(ENV, None)
+    if cache:
+        env[ENV] = str(cache)
+    code = EXIT_PROBE.format(tools=str(ROOT / "tests" / "tools"))
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+
+
+def test_a_process_skips_only_its_last_collection_and_every_atexit_handler_still_runs(tmp_path):
+    # As users run: the interpreter's last pass finalizes the object left in a cycle, after the atexit handlers.
+    assert exit_output(None) == ["atexit", "handler", "ran", "finalized"]
+    # With the run cache: the handlers run, and the last pass has nothing to traverse.
+    assert exit_output(tmp_path / "cache") == ["atexit", "handler", "ran"]
