@@ -136,8 +136,14 @@ def test_ssm_connection_and_instance_id_names(sandbox, tmp_path, known_fleet):
 
 
 def test_every_cluster_when_none_is_named(sandbox, tmp_path, known_fleet):
-    listing = inventory(sandbox, tmp_path, {})
-    assert "cluster_" + known_fleet.replace("-", "_") in listing
+    # Every cluster of the region: the worker's sandbox also holds the clusters of the files it ran before, in VPCs of
+    # the same CIDR, so private DNS names repeat across them (as in AWS with overlapping VPCs, where the plugin refuses
+    # the ambiguous default and says to put instance-id first): instance IDs are unique.
+    listing = inventory(sandbox, tmp_path, {"hostnames": ["instance-id"]})
+    group = lambda kind, value: "{0}_{1}".format(kind, value).replace("-", "_")  # noqa: E731
+    assert listing[group("cluster", known_fleet)]["children"] == sorted(group("node_group", known_fleet + g) for g in ("-big", "-workers"))
+    for suffix in ("-big", "-workers"):
+        assert hosts(listing, group("node_group", known_fleet + suffix)) == sorted(fleet.group_instances(sandbox, known_fleet + suffix))
 
 
 def test_outdated_after_a_launch_template_change(sandbox, tmp_path, unique_name, images):
