@@ -3,6 +3,7 @@
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
 import urllib.parse
@@ -474,6 +475,13 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+
+    def handle_error(self, request, client_address):
+        """A client that refused the TLS handshake (a test's wrong CA: "unknown ca") or went away before its request
+        was read closes quietly; anything else is printed as socketserver does."""
+        if isinstance(sys.exc_info()[1], (ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class ApiServer:
