@@ -57,6 +57,25 @@ def _store(path, data):
         pass
 
 
+def _stored_or(path, compute, loads, dumps):
+    """What `path` holds, read with `loads`; else `compute()`, stored with `dumps` for the next process (None, or a
+    result `dumps` refuses with ValueError, is returned unstored). A missing, partial or foreign file only costs the
+    computation."""
+    try:
+        with open(path, "rb") as stored:
+            return loads(stored.read())
+    except Exception:  # noqa: BLE001 - whatever a stored file holds, the computation is the answer
+        pass
+    result = compute()
+    if result is not None:
+        try:
+            data = dumps(result)
+        except ValueError:
+            return result
+        _store(path, data)
+    return result
+
+
 def _retarget(code, filename):
     consts = tuple(_retarget(const, filename) if isinstance(const, type(code)) else const for const in code.co_consts)
     return code.replace(co_filename=filename, co_consts=consts)
@@ -73,15 +92,8 @@ def install_bytecode(directory):
     def cached_compile(pathname, source):
         inner = pathname.split(".zip" + os.sep, 1)[-1]
         key = hashlib.sha256(tag + b"\0" + inner.encode() + b"\0" + source).hexdigest()
-        path = os.path.join(directory, key)
-        try:
-            with open(path, "rb") as stored:
-                return _retarget(marshal.loads(stored.read()), pathname)
-        except (OSError, ValueError, EOFError, TypeError):
-            pass
-        code = compile_source(pathname, source)
-        _store(path, marshal.dumps(code))
-        return code
+        return _stored_or(os.path.join(directory, key), lambda: compile_source(pathname, source),
+                          lambda data: _retarget(marshal.loads(data), pathname), marshal.dumps)
 
     zipimport._compile_source = cached_compile
 
@@ -156,19 +168,9 @@ def _patch_collection_meta(module, directory):
 
     def cached_meta_yml_to_dict(yaml_string_data, content_id):
         raw = yaml_string_data if isinstance(yaml_string_data, bytes) else str(yaml_string_data).encode("utf-8", "surrogateescape")
-        path = os.path.join(directory, "meta", hashlib.sha256(raw).hexdigest())
-        try:
-            with open(path, "rb") as stored:
-                return marshal.loads(stored.read())
-        except (OSError, ValueError, EOFError, TypeError):
-            pass
-        result = meta_yml_to_dict(yaml_string_data, content_id)
-        try:
-            data = marshal.dumps(result)
-        except ValueError:
-            return result  # not plain data: not cached
-        _store(path, data)
-        return result
+        # marshal refuses what is not plain data: such a result is not stored
+        return _stored_or(os.path.join(directory, "meta", hashlib.sha256(raw).hexdigest()),
+                          lambda: meta_yml_to_dict(yaml_string_data, content_id), marshal.loads, marshal.dumps)
 
     module._meta_yml_to_dict = cached_meta_yml_to_dict
 
@@ -185,15 +187,7 @@ def _patch_botocore_loaders(module, directory):
 
     def cached(key, compute):
         path = os.path.join(directory, "botocore", hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest())
-        try:
-            with open(path, "rb") as stored:
-                return pickle.loads(stored.read())
-        except Exception:  # a missing, partial or foreign file: parse instead
-            pass
-        data = compute()
-        if data is not None:
-            _store(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
-        return data
+        return _stored_or(path, compute, pickle.loads, lambda data: pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
 
     def cached_load_file(self, full_path, open_method):
         try:
