@@ -36,6 +36,11 @@ def hosts(listing, group):
     return sorted(listing.get(group, {}).get("hosts", []))
 
 
+def group(kind, value):
+    """The plugin's group name for a cluster, node group, zone...: `<kind>_<value>` with - and . as _."""
+    return "{0}_{1}".format(kind, value).replace("-", "_").replace(".", "_")
+
+
 def hostvars(listing):
     return listing["_meta"]["hostvars"]
 
@@ -77,7 +82,6 @@ def test_groups_and_hostvars_for_a_known_fleet(sandbox, tmp_path, known_fleet):
     listing = inventory(sandbox, tmp_path, {"clusters": [cluster]})
     calls = sandbox.api_calls()
 
-    group = lambda kind, value: "{0}_{1}".format(kind, value).replace("-", "_").replace(".", "_")  # noqa: E731
     assert listing[group("cluster", cluster)]["children"] == sorted([group("node_group", cluster + "-big"), group("node_group", cluster + "-workers")])
     assert hosts(listing, group("node_group", cluster + "-workers")) == sorted(name_of[i] for i in workers)
     assert hosts(listing, group("node_group", cluster + "-big")) == sorted(name_of[i] for i in big)
@@ -140,7 +144,6 @@ def test_every_cluster_when_none_is_named(sandbox, tmp_path, known_fleet):
     # the same CIDR, so private DNS names repeat across them (as in AWS with overlapping VPCs, where the plugin refuses
     # the ambiguous default and says to put instance-id first): instance IDs are unique.
     listing = inventory(sandbox, tmp_path, {"hostnames": ["instance-id"]})
-    group = lambda kind, value: "{0}_{1}".format(kind, value).replace("-", "_")  # noqa: E731
     assert listing[group("cluster", known_fleet)]["children"] == sorted(group("node_group", known_fleet + g) for g in ("-big", "-workers"))
     for suffix in ("-big", "-workers"):
         assert hosts(listing, group("node_group", known_fleet + suffix)) == sorted(fleet.group_instances(sandbox, known_fleet + suffix))
@@ -243,8 +246,7 @@ def test_a_playbook_rolls_over_a_node_group_with_serial(sandbox, tmp_path, known
     }))
     batches = tmp_path / "batches.txt"
     play = tmp_path / "rolling.yml"
-    group = "node_group_" + (cluster + "-workers").replace("-", "_")
-    play.write_text(ROLLING_PLAY.format(group=group, batches=batches))
+    play.write_text(ROLLING_PLAY.format(group=group("node_group", cluster + "-workers"), batches=batches))
 
     run = playbook(play, inventory=str(config), env={"NO_PROXY": "127.0.0.1"})
 
